@@ -1,0 +1,194 @@
+//! Trace and span id normalisation for ids found in log lines.
+//!
+//! Accepted trace id shapes, in the order they are tried:
+//! - a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), which also yields the span id;
+//! - 32 hex digits (any case); 16 hex digits (a 64-bit id, left-padded with zeros as the
+//!   OpenTelemetry-Datadog and Zipkin bridges do);
+//! - an AWS X-Ray id (`1-5759e988-bd862e3fe1be46a994272793`), whose hex digits are the 128 bits;
+//! - a decimal number up to 2^64-1 (Datadog's `dd.trace_id`), where the caller says the field is
+//!   decimal, or where the digits cannot be hex (length other than 16 or 32).
+//!
+//! A 16- or 32-digit string of decimal digits is ambiguous; it is read as hex unless the field is
+//! declared decimal, because OpenTelemetry ids are hex and most logs carrying them are OTel's.
+//! All-zero ids mean "no id" (W3C), so they yield `None`.
+
+use crate::model::{SpanId, TraceId};
+
+/// How an id field is encoded, when the rules know better than the guess.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdEncoding {
+    /// Guess from the shape (see the module docs).
+    #[default]
+    Auto,
+    /// Hex digits.
+    Hex,
+    /// Decimal 64-bit number (Datadog).
+    Decimal,
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Parses exactly `2*N` hex digits into `N` bytes.
+fn parse_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+    }
+    Some(out)
+}
+
+fn parse_decimal_u64(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn from_u64(v: u64) -> Option<TraceId> {
+    let mut b = [0u8; 16];
+    b[8..].copy_from_slice(&v.to_be_bytes());
+    TraceId::from_slice(&b)
+}
+
+/// A parsed W3C `traceparent`: trace id and parent (span) id.
+pub fn parse_traceparent(s: &str) -> Option<(TraceId, Option<SpanId>)> {
+    let b = s.trim().as_bytes();
+    // version "00" is 55 bytes; later versions may append fields after a '-'.
+    if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    if b.len() > 55 && b[55] != b'-' {
+        return None;
+    }
+    parse_hex::<1>(&b[0..2]).filter(|v| v[0] != 0xff)?;
+    let trace = TraceId::from_slice(&parse_hex::<16>(&b[3..35])?)?;
+    let span = parse_hex::<8>(&b[36..52]).and_then(|s| SpanId::from_slice(&s));
+    Some((trace, span))
+}
+
+/// Normalises a trace id written in any of the shapes in the module docs.
+pub fn parse_trace_id(s: &str, encoding: IdEncoding) -> Option<TraceId> {
+    let s = s.trim().trim_matches('"');
+    if encoding == IdEncoding::Decimal {
+        return parse_decimal_u64(s).and_then(from_u64);
+    }
+    let b = s.as_bytes();
+    match b.len() {
+        32 => {
+            if let Some(id) = parse_hex::<16>(b) {
+                return TraceId::from_slice(&id);
+            }
+        }
+        16 => {
+            if let Some(id) = parse_hex::<8>(b) {
+                return from_u64(u64::from_be_bytes(id));
+            }
+        }
+        55.. if b[2] == b'-' => return parse_traceparent(s).map(|(t, _)| t),
+        35 if b.starts_with(b"1-") && b[10] == b'-' => {
+            let mut joined = [0u8; 32];
+            joined[..8].copy_from_slice(&b[2..10]);
+            joined[8..].copy_from_slice(&b[11..35]);
+            return parse_hex::<16>(&joined).and_then(|id| TraceId::from_slice(&id));
+        }
+        _ => {}
+    }
+    if encoding == IdEncoding::Auto {
+        return parse_decimal_u64(s).and_then(from_u64);
+    }
+    None
+}
+
+/// Normalises a span id: 16 hex digits, or a decimal 64-bit number where declared or unambiguous.
+pub fn parse_span_id(s: &str, encoding: IdEncoding) -> Option<SpanId> {
+    let s = s.trim().trim_matches('"');
+    let as_decimal = |s: &str| parse_decimal_u64(s).and_then(|v| SpanId::from_slice(&v.to_be_bytes()));
+    match encoding {
+        IdEncoding::Decimal => as_decimal(s),
+        _ => match parse_hex::<8>(s.as_bytes()) {
+            Some(id) => SpanId::from_slice(&id),
+            None if encoding == IdEncoding::Auto => as_decimal(s),
+            None => None,
+        },
+    }
+}
+
+/// Trace id from raw OTLP bytes (16 bytes; empty or all-zero means none).
+pub fn trace_id_from_bytes(b: &[u8]) -> Option<TraceId> {
+    TraceId::from_slice(b)
+}
+
+/// Span id from raw OTLP bytes (8 bytes; empty or all-zero means none).
+pub fn span_id_from_bytes(b: &[u8]) -> Option<SpanId> {
+    SpanId::from_slice(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    #[test]
+    fn hex_trace_ids_of_both_widths_and_cases() {
+        assert_eq!(parse_trace_id(T, IdEncoding::Auto).unwrap().to_string(), T);
+        assert_eq!(parse_trace_id(&T.to_uppercase(), IdEncoding::Auto).unwrap().to_string(), T);
+        assert_eq!(
+            parse_trace_id("a3ce929d0e0e4736", IdEncoding::Auto).unwrap().to_string(),
+            "0000000000000000a3ce929d0e0e4736"
+        );
+    }
+
+    #[test]
+    fn traceparent_yields_trace_and_span() {
+        let (t, s) = parse_traceparent(&format!("00-{T}-00f067aa0ba902b7-01")).unwrap();
+        assert_eq!(t.to_string(), T);
+        assert_eq!(s.unwrap().to_string(), "00f067aa0ba902b7");
+        assert!(parse_traceparent(&format!("ff-{T}-00f067aa0ba902b7-01")).is_none());
+        assert!(parse_traceparent("00-zz").is_none());
+    }
+
+    #[test]
+    fn datadog_decimal_ids() {
+        // 2^64-1
+        let t = parse_trace_id("18446744073709551615", IdEncoding::Decimal).unwrap();
+        assert_eq!(t.to_string(), "0000000000000000ffffffffffffffff");
+        // 19 digits cannot be hex of either width: decimal even in auto.
+        let t = parse_trace_id("1234567890123456789", IdEncoding::Auto).unwrap();
+        assert_eq!(t.to_string(), format!("0000000000000000{:016x}", 1234567890123456789u64));
+        assert!(parse_trace_id("18446744073709551616", IdEncoding::Decimal).is_none());
+        assert_eq!(
+            parse_span_id("255", IdEncoding::Decimal).unwrap().to_string(),
+            "00000000000000ff"
+        );
+    }
+
+    #[test]
+    fn xray_ids() {
+        let t = parse_trace_id("1-5759e988-bd862e3fe1be46a994272793", IdEncoding::Auto).unwrap();
+        assert_eq!(t.to_string(), "5759e988bd862e3fe1be46a994272793");
+    }
+
+    #[test]
+    fn zero_and_garbage_mean_none() {
+        assert!(parse_trace_id(&"0".repeat(32), IdEncoding::Auto).is_none());
+        assert!(parse_trace_id("0", IdEncoding::Auto).is_none());
+        assert!(parse_trace_id("not-an-id", IdEncoding::Auto).is_none());
+        assert!(parse_trace_id("", IdEncoding::Auto).is_none());
+        assert!(parse_span_id("0000000000000000", IdEncoding::Auto).is_none());
+        assert!(trace_id_from_bytes(&[]).is_none());
+        assert!(trace_id_from_bytes(&[0; 16]).is_none());
+        assert!(span_id_from_bytes(&[1; 7]).is_none());
+    }
+}
