@@ -8,6 +8,11 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod config;
 pub mod decode;
 pub mod join;
 pub mod model;
+pub mod pipeline;
+pub mod sinks;
+pub mod sources;
+pub mod telemetry;

@@ -140,9 +140,11 @@ impl Join {
         self.watermark
     }
 
-    /// Adds spans decoded from one record.
-    pub fn on_spans(&mut self, spans: impl IntoIterator<Item = SpanSummary>, origin: Origin, out: &mut JoinOutput) {
+    /// Adds spans decoded from one record. Returns how many traces now hold the record (each
+    /// will report it in `released_spans` once when it leaves the state).
+    pub fn on_spans(&mut self, spans: impl IntoIterator<Item = SpanSummary>, origin: Origin, out: &mut JoinOutput) -> u32 {
         let mut touched: Vec<TraceId> = Vec::new();
+        let mut holds = 0;
         for span in spans {
             let trace_id = span.trace_id;
             if !self.traces.contains(&trace_id) {
@@ -151,6 +153,7 @@ impl Join {
             let entry = self.traces.get_mut(&trace_id).expect("just inserted");
             if entry.span_origins.last() != Some(&origin) {
                 entry.span_origins.push(origin);
+                holds += 1;
             }
             if entry.spans.iter().any(|s| s.span_id == span.span_id) {
                 out.duplicate_spans += 1;
@@ -193,6 +196,7 @@ impl Join {
             self.reschedule(t, out);
         }
         self.enforce_bounds(out);
+        holds
     }
 
     /// Adds one log; it leaves now or waits.

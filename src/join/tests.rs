@@ -232,7 +232,7 @@ fn run_join(events: &[Event], st: &JoinSettings, wm_moves: &[bool]) -> Vec<Joine
     for (i, e) in events.iter().enumerate() {
         match e {
             Event::Span { trace, id, parent, start, end } => {
-                j.on_spans([span(*trace, *id, *parent, *start, *end)], SPAN_ORIGIN, &mut out)
+                j.on_spans([span(*trace, *id, *parent, *start, *end)], SPAN_ORIGIN, &mut out);
             }
             Event::Log { n, trace, span, ts } => j.on_log(log(*n, *trace, *span, *ts), &mut out),
         }
@@ -316,7 +316,9 @@ proptest! {
         let mut out = JoinOutput::default();
         for (i, e) in events.iter().enumerate() {
             match e {
-                Event::Span { trace, id, parent, start, end } => j.on_spans([span(*trace, *id, *parent, *start, *end)], SPAN_ORIGIN, &mut out),
+                Event::Span { trace, id, parent, start, end } => {
+                    j.on_spans([span(*trace, *id, *parent, *start, *end)], SPAN_ORIGIN, &mut out);
+                }
                 Event::Log { n, trace, span, ts } => j.on_log(log(*n, *trace, *span, *ts), &mut out),
             }
             if let Some(w) = wms.get(i) { j.advance_watermark(w * S, &mut out); }

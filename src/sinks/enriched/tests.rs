@@ -1,0 +1,78 @@
+use super::*;
+use crate::model::*;
+use std::sync::Arc;
+
+fn joined() -> JoinedLog {
+    let span = SpanSummary {
+        trace_id: TraceId([0x4b; 16]),
+        span_id: SpanId([0x11; 8]),
+        parent_span_id: Some(SpanId([0x22; 8])),
+        service: "payments".into(),
+        name: "POST /charge".into(),
+        kind: SpanKind::Server,
+        status: StatusCode::Error,
+        status_message: Some("card declined".into()),
+        start_unix_nanos: 1_700_000_000_000_000_000,
+        end_unix_nanos: 1_700_000_000_012_500_000,
+        exception_type: Some("CardDeclined".into()),
+        attributes: vec![("http.response.status_code".into(), AttrValue::Int(402))],
+    };
+    let raw = r#"{"level":"ERROR","message":"declined","trace_id":"4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b","user":{"id":7}}"#;
+    JoinedLog {
+        log: LogEvent {
+            timestamp_unix_nanos: 1_700_000_000_010_000_000,
+            timestamp_source: TimestampSource::Record,
+            trace_id: Some(TraceId([0x4b; 16])),
+            span_id: Some(SpanId([0x11; 8])),
+            severity: Some("ERROR".into()),
+            body: "declined".into(),
+            service: Some("payments".into()),
+            fields: LogFields::RawJson(serde_json::value::RawValue::from_string(raw.into()).unwrap()),
+            format: LogFormat::Json,
+            origin: Origin { topic: 1, partition: 2, offset: 17 },
+        },
+        outcome: JoinOutcome::MatchedSpan,
+        reason: EmitReason::SpanArrived,
+        span: Some(Arc::new(span)),
+        trace: Some(TraceContext {
+            root_service: Some("frontend".into()),
+            root_operation: Some("GET /checkout".into()),
+            error: true,
+            span_count: 4,
+        }),
+    }
+}
+
+/// The golden file pins the enriched shape: a change to it is a change for every consumer of
+/// the output topic, so it must be deliberate (regenerate with TRACEJOIN_BLESS=1).
+#[test]
+fn golden_enriched_json() {
+    let mut buf = Vec::new();
+    encode(&joined(), "app_logs", &mut buf);
+    let got: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/enriched_matched_span.json");
+    if std::env::var_os("TRACEJOIN_BLESS").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+    }
+    let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(got, want, "got:\n{}", serde_json::to_string_pretty(&got).unwrap());
+}
+
+#[test]
+fn no_trace_log_has_no_span_or_trace() {
+    let mut j = joined();
+    j.outcome = JoinOutcome::NoTraceId;
+    j.reason = EmitReason::NoTraceId;
+    j.span = None;
+    j.trace = None;
+    j.log.trace_id = None;
+    j.log.span_id = None;
+    j.log.fields = LogFields::None;
+    j.log.format = LogFormat::Text;
+    let mut buf = Vec::new();
+    encode(&j, "raw", &mut buf);
+    let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+    assert_eq!(v["join"]["outcome"], "no_trace_id");
+    assert!(v.get("span").is_none() && v.get("trace").is_none() && v.get("trace_id").is_none());
+    assert_eq!(v["log"], serde_json::json!({"format": "text"}));
+}

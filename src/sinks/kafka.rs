@@ -1,0 +1,109 @@
+//! The Kafka producer: enriched logs and dead letters, with acknowledgements.
+//!
+//! Idempotent producer (`enable.idempotence=true`, `acks=all`), so librdkafka's own retries do
+//! not duplicate or reorder. A send whose delivery still fails (after `message.timeout.ms`) is
+//! sent again after a pause, forever: the record's input offset stays held meanwhile, so the
+//! commit cannot pass it, and the in-flight bound stops consumption if the cluster stays down.
+//! Every send resolves to the origin of the input record it acknowledges.
+
+use crate::config::Config;
+use crate::model::Origin;
+use crate::sources::kafka::base_client_config;
+use crate::telemetry::metrics;
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A record to produce.
+#[derive(Debug)]
+pub struct OutRecord {
+    /// Output topic.
+    pub topic: Arc<str>,
+    /// Key (trace id for enriched logs; the original key for dead letters).
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub payload: Vec<u8>,
+    /// Headers (dead letters carry their reason and origin here).
+    pub headers: Option<OwnedHeaders>,
+    /// The input record this acknowledges; `None` when nothing waits for it.
+    pub origin: Option<Origin>,
+    /// The log's event time, for the end-to-end latency histogram.
+    pub event_time_nanos: Option<i64>,
+}
+
+/// A pending delivery; resolves to the acknowledged origin.
+pub type Delivery = Pin<Box<dyn Future<Output = Option<Origin>> + Send>>;
+
+/// The producer, cheap to clone.
+#[derive(Clone)]
+pub struct KafkaSink {
+    producer: FutureProducer,
+}
+
+impl KafkaSink {
+    /// Creates the producer.
+    pub fn new(config: &Config) -> KafkaResult<Self> {
+        let mut c = base_client_config(config);
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "20")
+            .set("compression.type", "lz4");
+        for (k, v) in &config.outputs.kafka.properties {
+            c.set(k, v);
+        }
+        Ok(KafkaSink { producer: c.create()? })
+    }
+
+    /// The underlying producer (for flushing at shutdown).
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Sends a record; the future resolves once Kafka acknowledged it.
+    pub fn send(&self, record: OutRecord) -> Delivery {
+        let producer = self.producer.clone();
+        Box::pin(async move {
+            loop {
+                let mut fr = FutureRecord::to(&record.topic).payload(&record.payload);
+                if let Some(k) = &record.key {
+                    fr = fr.key(k);
+                }
+                if let Some(h) = &record.headers {
+                    fr = fr.headers(h.clone());
+                }
+                match producer.send(fr, Timeout::Never).await {
+                    Ok(_) => {
+                        metrics().produced(&record.topic);
+                        if let Some(t) = record.event_time_nanos {
+                            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+                            metrics().end_to_end_latency(((now - t).max(0)) as f64 / 1e9);
+                        }
+                        return record.origin;
+                    }
+                    Err((e, _)) => {
+                        metrics().produce_retry(&record.topic);
+                        tracing::warn!(topic = %record.topic, error = %e, "delivery failed; sending again in 1s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Dead-letter headers: why and where from.
+pub fn dead_letter_headers(reason_code: &str, message: &str, topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
+    let partition = partition.to_string();
+    let offset = offset.to_string();
+    OwnedHeaders::new()
+        .insert(Header { key: "tracejoin.error.reason", value: Some(reason_code) })
+        .insert(Header { key: "tracejoin.error.message", value: Some(message) })
+        .insert(Header { key: "tracejoin.source.topic", value: Some(topic) })
+        .insert(Header { key: "tracejoin.source.partition", value: Some(partition.as_str()) })
+        .insert(Header { key: "tracejoin.source.offset", value: Some(offset.as_str()) })
+}

@@ -1,0 +1,147 @@
+//! The Kafka consumer: one group over the spans topic and every logs topic.
+//!
+//! Assignment is `range`: with co-partitioned topics (same partition count), Kafka's range
+//! assignor gives a member the same partition numbers of every topic, which is what lets a
+//! worker join partition *p* of the logs with partition *p* of the spans (Kafka Streams relies on
+//! the same property). Offsets are never auto-committed: the pipeline commits what
+//! `OffsetTracker` allows. On revocation, the context commits what may be committed for the
+//! partitions leaving, synchronously, before librdkafka hands them over; the pipeline is told of
+//! every assignment change through a channel.
+
+use super::offsets::{OffsetTracker, PartitionKey};
+use crate::config::Config;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// What the pipeline learns of a rebalance.
+#[derive(Debug)]
+pub enum AssignmentChange {
+    /// These partitions are now ours.
+    Assigned(Vec<PartitionKey>),
+    /// These partitions are no longer ours (their committable offsets were committed).
+    Revoked(Vec<PartitionKey>),
+}
+
+/// Topic names by index: 0 is the spans topic, 1.. the logs topics in config order.
+#[derive(Debug, Clone)]
+pub struct TopicTable(pub Vec<Arc<str>>);
+
+impl TopicTable {
+    /// From the config's inputs.
+    pub fn from_config(config: &Config) -> Self {
+        let mut names = vec![Arc::from(config.inputs.spans.topic.as_str())];
+        names.extend(config.inputs.logs.iter().map(|l| Arc::from(l.topic.as_str())));
+        TopicTable(names)
+    }
+    /// The index of a topic name.
+    pub fn index(&self, topic: &str) -> Option<u16> {
+        self.0.iter().position(|t| &**t == topic).map(|i| i as u16)
+    }
+    /// The name of a topic index.
+    pub fn name(&self, index: u16) -> &str {
+        self.0.get(index as usize).map_or("?", |s| s)
+    }
+    fn keys(&self, tpl: &TopicPartitionList) -> Vec<PartitionKey> {
+        tpl.elements().iter().filter_map(|e| Some((self.index(e.topic())?, e.partition()))).collect()
+    }
+}
+
+/// The consumer's context: rebalance hooks.
+pub struct SourceContext {
+    topics: TopicTable,
+    offsets: Arc<Mutex<OffsetTracker>>,
+    changes: mpsc::UnboundedSender<AssignmentChange>,
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let keys = self.topics.keys(tpl);
+            let mut commit = TopicPartitionList::new();
+            {
+                let offsets = self.offsets.lock().expect("not poisoned");
+                for key in &keys {
+                    if let Some(o) = offsets.committable(*key) {
+                        let _ = commit.add_partition_offset(self.topics.name(key.0), key.1, Offset::Offset(o));
+                    }
+                }
+            }
+            if commit.count() > 0 {
+                match consumer.commit(&commit, CommitMode::Sync) {
+                    Ok(()) => tracing::info!(partitions = commit.count(), "committed offsets of revoked partitions"),
+                    Err(e) => tracing::warn!(error = %e, "commit on revocation failed; the next owner replays from the last commit"),
+                }
+            }
+            let mut offsets = self.offsets.lock().expect("not poisoned");
+            for key in &keys {
+                offsets.forget(*key);
+            }
+            let _ = self.changes.send(AssignmentChange::Revoked(keys));
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let keys = self.topics.keys(tpl);
+                tracing::info!(partitions = ?keys.iter().map(|k| format!("{}/{}", self.topics.name(k.0), k.1)).collect::<Vec<_>>(), "partitions assigned");
+                let _ = self.changes.send(AssignmentChange::Assigned(keys));
+            }
+            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance failed"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// The consumer type the pipeline uses.
+pub type SourceConsumer = StreamConsumer<SourceContext>;
+
+/// librdkafka settings shared by consumer and producers: bootstrap and passthrough properties.
+pub fn base_client_config(config: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.bootstrap_servers);
+    for (k, v) in &config.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Creates the consumer and subscribes it to every input topic.
+pub fn subscribe(
+    config: &Config,
+    topics: TopicTable,
+    offsets: Arc<Mutex<OffsetTracker>>,
+) -> KafkaResult<(Arc<SourceConsumer>, mpsc::UnboundedReceiver<AssignmentChange>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut c = base_client_config(config);
+    c.set("group.id", &config.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", config.kafka.auto_offset_reset.as_str())
+        .set("partition.assignment.strategy", "range")
+        .set_if_absent("session.timeout.ms", "10000")
+        .set_if_absent("enable.partition.eof", "false");
+    let names: Vec<String> = topics.0.iter().map(|t| t.to_string()).collect();
+    let consumer: SourceConsumer = c.create_with_context(SourceContext { topics, offsets, changes: tx })?;
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs)?;
+    Ok((Arc::new(consumer), rx))
+}
+
+trait SetIfAbsent {
+    fn set_if_absent(&mut self, key: &str, value: &str) -> &mut Self;
+}
+
+impl SetIfAbsent for ClientConfig {
+    fn set_if_absent(&mut self, key: &str, value: &str) -> &mut Self {
+        if self.get(key).is_none() {
+            self.set(key, value);
+        }
+        self
+    }
+}

@@ -1,0 +1,227 @@
+//! Everything the processor reports about itself, named once.
+//!
+//! Call sites use the methods of [`Metrics`] (`metrics().logs_emitted(outcome, reason, n)`), never
+//! a metric name. Labels come from small fixed sets (outcomes, reasons, error codes, topic
+//! names from the config), never from record content, so cardinality is bounded by the config.
+//! The hot path counts per batch where it can.
+
+pub mod server;
+
+use crate::model::{EmitReason, JoinOutcome};
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::LazyLock;
+
+/// The processor's own metrics (see the module docs). One per process.
+pub struct Metrics {
+    registry: Registry,
+    records_consumed: IntCounterVec,
+    logs_emitted: IntCounterVec,
+    spans_decoded: IntCounter,
+    spans_invalid: IntCounter,
+    spans_duplicate: IntCounter,
+    dead_lettered: IntCounterVec,
+    records_produced: IntCounterVec,
+    produce_retries: IntCounterVec,
+    join_traces: IntGauge,
+    join_bytes: IntGauge,
+    join_waiting_logs: IntGauge,
+    join_evicted: IntCounter,
+    watermark_lag: Gauge,
+    timestamps_adjusted: IntCounterVec,
+    commits: IntCounter,
+    commit_failures: IntCounter,
+    committed_offset: IntGaugeVec,
+    in_flight: IntGauge,
+    paused: IntGauge,
+    end_to_end_latency: Histogram,
+    partition_key_mismatch: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let r = Registry::new();
+        let logs_emitted = counter_vec(
+            &r,
+            "tracejoin_logs_total",
+            "Logs that left the join, by outcome and by why they left when they did.",
+            &["outcome", "reason"],
+        );
+        for o in JoinOutcome::ALL {
+            logs_emitted.with_label_values(&[o.as_str(), "window_closed"]);
+        }
+        let watermark_lag = Gauge::new(
+            "tracejoin_watermark_lag_seconds",
+            "Wall clock minus the join's watermark: how far event time trails real time.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(watermark_lag.clone())).expect("unique metric");
+        let end_to_end_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "tracejoin_end_to_end_latency_seconds",
+                "From a log's event time to the Kafka sink's acknowledgement of its enriched form.",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(end_to_end_latency.clone())).expect("unique metric");
+        Metrics {
+            records_consumed: counter_vec(&r, "tracejoin_records_consumed_total", "Kafka records consumed, by topic.", &["topic"]),
+            logs_emitted,
+            spans_decoded: counter(&r, "tracejoin_spans_total", "Spans decoded from the spans topic."),
+            spans_invalid: counter(&r, "tracejoin_spans_invalid_total", "Spans skipped for an invalid (empty or all-zero) trace or span id."),
+            spans_duplicate: counter(&r, "tracejoin_spans_duplicate_total", "Spans delivered again while the first copy was still held (at-least-once input)."),
+            dead_lettered: counter_vec(&r, "tracejoin_records_dead_lettered_total", "Records sent to the dead-letter topic, by source topic and reason code.", &["topic", "reason"]),
+            records_produced: counter_vec(&r, "tracejoin_records_produced_total", "Records acknowledged by Kafka, by output topic.", &["topic"]),
+            produce_retries: counter_vec(&r, "tracejoin_produce_retries_total", "Deliveries that failed after librdkafka's own retries and were sent again.", &["topic"]),
+            join_traces: gauge(&r, "tracejoin_join_state_traces", "Open traces held by the join."),
+            join_bytes: gauge(&r, "tracejoin_join_state_bytes", "Approximate bytes of join state."),
+            join_waiting_logs: gauge(&r, "tracejoin_join_waiting_logs", "Logs waiting for their span."),
+            join_evicted: counter(&r, "tracejoin_join_evicted_traces_total", "Traces evicted to keep the join state within its bounds."),
+            watermark_lag,
+            timestamps_adjusted: counter_vec(&r, "tracejoin_timestamps_adjusted_total", "Records whose event time was not their own, by what was used instead.", &["source"]),
+            commits: counter(&r, "tracejoin_offset_commits_total", "Offset commits sent."),
+            commit_failures: counter(&r, "tracejoin_offset_commit_failures_total", "Offset commits that failed (retried at the next interval)."),
+            committed_offset: {
+                let g = IntGaugeVec::new(Opts::new("tracejoin_committed_offset", "Last offset committed, by topic and partition."), &["topic", "partition"]).expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            in_flight: gauge(&r, "tracejoin_records_in_flight", "Output records waiting for a sink's acknowledgement."),
+            paused: gauge(&r, "tracejoin_consumption_paused", "1 while consumption is paused because sinks are behind (backpressure)."),
+            end_to_end_latency,
+            partition_key_mismatch: counter_vec(&r, "tracejoin_partition_key_mismatch_total", "Keyed records whose key does not hash to their partition under the configured partitioner (topics not co-partitioned).", &["topic"]),
+            registry: r,
+        }
+    }
+
+    /// The registry, for the endpoint and for registering derived metrics beside these.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// `n` records consumed from `topic`.
+    pub fn records_consumed(&self, topic: &str, n: u64) {
+        self.records_consumed.with_label_values(&[topic]).inc_by(n);
+    }
+    /// A handle for counting records consumed from `topic` without a label lookup.
+    pub fn records_consumed_handle(&self, topic: &str) -> IntCounter {
+        self.records_consumed.with_label_values(&[topic])
+    }
+    /// `n` logs left the join.
+    pub fn logs_emitted(&self, outcome: JoinOutcome, reason: EmitReason, n: u64) {
+        self.logs_emitted.with_label_values(&[outcome.as_str(), reason.as_str()]).inc_by(n);
+    }
+    /// Spans decoded, skipped for bad ids, and duplicates.
+    pub fn spans(&self, decoded: u64, invalid: u64, duplicate: u64) {
+        self.spans_decoded.inc_by(decoded);
+        self.spans_invalid.inc_by(invalid);
+        self.spans_duplicate.inc_by(duplicate);
+    }
+    /// A record was dead-lettered.
+    pub fn dead_lettered(&self, source_topic: &str, reason: &str) {
+        self.dead_lettered.with_label_values(&[source_topic, reason]).inc();
+    }
+    /// A record was acknowledged by Kafka.
+    pub fn produced(&self, topic: &str) {
+        self.records_produced.with_label_values(&[topic]).inc();
+    }
+    /// A delivery failed and is being retried.
+    pub fn produce_retry(&self, topic: &str) {
+        self.produce_retries.with_label_values(&[topic]).inc();
+    }
+    /// The join's state size.
+    pub fn join_state(&self, traces: usize, bytes: usize, waiting_logs: usize) {
+        self.join_traces.set(traces as i64);
+        self.join_bytes.set(bytes as i64);
+        self.join_waiting_logs.set(waiting_logs as i64);
+    }
+    /// Traces evicted.
+    pub fn join_evicted(&self, n: u64) {
+        self.join_evicted.inc_by(n);
+    }
+    /// Wall clock minus watermark.
+    pub fn watermark_lag(&self, seconds: f64) {
+        self.watermark_lag.set(seconds);
+    }
+    /// A record's event time was replaced (`kafka`: none found; `clamped_future`: too far ahead).
+    pub fn timestamp_adjusted(&self, source: &str, n: u64) {
+        self.timestamps_adjusted.with_label_values(&[source]).inc_by(n);
+    }
+    /// An offset commit was sent (or failed).
+    pub fn commit(&self, ok: bool) {
+        if ok { self.commits.inc() } else { self.commit_failures.inc() }
+    }
+    /// The offset committed for a partition.
+    pub fn committed_offset(&self, topic: &str, partition: i32, offset: i64) {
+        self.committed_offset.with_label_values(&[topic, &partition.to_string()]).set(offset);
+    }
+    /// Records waiting for acknowledgement, and whether consumption is paused.
+    pub fn in_flight(&self, n: usize, paused: bool) {
+        self.in_flight.set(n as i64);
+        self.paused.set(i64::from(paused));
+    }
+    /// A log's end-to-end latency.
+    pub fn end_to_end_latency(&self, seconds: f64) {
+        self.end_to_end_latency.observe(seconds);
+    }
+    /// A keyed record on the wrong partition for its key.
+    pub fn partition_key_mismatch(&self, topic: &str) {
+        self.partition_key_mismatch.with_label_values(&[topic]).inc();
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_documented_names() {
+        let m = metrics();
+        m.logs_emitted(JoinOutcome::MatchedSpan, EmitReason::SpanPresent, 2);
+        m.dead_lettered("otlp_spans", "invalid_protobuf");
+        let text = m.render();
+        for name in [
+            "tracejoin_logs_total{outcome=\"matched_span\",reason=\"span_present\"}",
+            "tracejoin_records_dead_lettered_total{reason=\"invalid_protobuf\",topic=\"otlp_spans\"}",
+            "tracejoin_spans_total",
+            "tracejoin_join_state_traces",
+        ] {
+            assert!(text.contains(name), "missing {name}");
+        }
+    }
+}

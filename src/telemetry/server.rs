@@ -1,0 +1,68 @@
+//! `/metrics`, `/healthz` and `/readyz` over HTTP.
+//!
+//! `/healthz` answers 200 while the process serves at all (liveness). `/readyz` answers 200 once
+//! the consumer has partitions assigned and 503 before or after (readiness: a rolling restart
+//! waits for it). `/metrics` renders the processor's own metrics and every extra registry the
+//! pipeline adds (RED metrics), in the Prometheus text format.
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
+use prometheus::{Encoder, Registry, TextEncoder};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Shared with the pipeline.
+#[derive(Clone, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+    extra: Arc<std::sync::Mutex<Vec<Registry>>>,
+}
+
+impl Health {
+    /// Marks the processor ready (partitions assigned) or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+    /// Whether ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+    /// Adds a registry whose metrics `/metrics` renders too.
+    pub fn add_registry(&self, r: Registry) {
+        self.extra.lock().expect("not poisoned").push(r);
+    }
+    /// The full exposition.
+    pub fn render(&self) -> String {
+        let mut families = super::metrics().registry().gather();
+        for r in self.extra.lock().expect("not poisoned").iter() {
+            families.extend(r.gather());
+        }
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&families, &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], h.render())
+}
+
+async fn ready_handler(State(h): State<Health>) -> impl IntoResponse {
+    if h.is_ready() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready: no partitions assigned\n") }
+}
+
+/// Binds `addr` and serves until `shutdown`; returns the bound address (port 0 picks one).
+pub async fn serve(addr: SocketAddr, health: Health, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready_handler))
+        .with_state(health);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+    });
+    Ok(bound)
+}
