@@ -8,7 +8,9 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod check;
 pub mod config;
+pub mod demo;
 pub mod decode;
 pub mod join;
 pub mod model;

@@ -1,1 +1,103 @@
-fn main(){}
+//! The `tracejoin` binary: parse arguments, load config, run. No logic of its own.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracejoin::config::Config;
+use tracejoin::telemetry::server::{self, Health};
+
+#[derive(Parser)]
+#[command(name = "tracejoin", version, about = "Joins application logs with distributed traces while both stream through Kafka")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the processor against Kafka.
+    Run {
+        /// The config file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the real pipeline on an embedded Kafka with generated traffic.
+    Demo {
+        /// How long to generate traffic.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Traces per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Where to serve /metrics.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics_addr: std::net::SocketAddr,
+    },
+    /// Validate a config and show what the extraction rules make of sample lines.
+    Check {
+        /// The config file (YAML); the built-in defaults when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A file of sample log lines, one per line.
+        #[arg(long)]
+        sample: Option<PathBuf>,
+    },
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    let term = async {
+        #[cfg(unix)]
+        {
+            if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                s.recv().await;
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    tracing::info!("signal received: draining");
+    token.cancel();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => {
+            init_logging("info");
+            let config = Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(shutdown_signal(shutdown.clone()));
+            let health = Health::default();
+            let addr = server::serve(config.metrics.listen, health.clone(), shutdown.clone())
+                .await
+                .with_context(|| format!("binding metrics endpoint {}", config.metrics.listen))?;
+            tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+            tracejoin::pipeline::run(config, health, Default::default(), shutdown).await.context("pipeline")?;
+            Ok(())
+        }
+        Command::Demo { duration, rate, metrics_addr } => {
+            init_logging("warn");
+            let summary = tracejoin::demo::run(tracejoin::demo::DemoOptions { duration, rate, metrics_addr }).await?;
+            let matched = summary.outcomes[0] + summary.outcomes[1];
+            anyhow::ensure!(matched > 0, "the demo joined no logs");
+            Ok(())
+        }
+        Command::Check { config, sample } => {
+            init_logging("warn");
+            tracejoin::check::run(config.as_deref(), sample.as_deref())
+        }
+    }
+}
