@@ -21,16 +21,48 @@ pub fn run(config: Option<&Path>, sample: Option<&Path>) -> anyhow::Result<()> {
         None => ExtractRules::builtin(),
     };
     let compiled = rules.compile()?;
-    println!("config ok: spans from {:?}, logs from {:?}", config.inputs.spans.topic, config.inputs.logs.iter().map(|l| &l.topic).collect::<Vec<_>>());
-    println!("rules ok: {} text rules, {} trace id fields", compiled.text.len(), compiled.fields.trace_id.len());
+    println!(
+        "config ok: spans from {:?}, logs from {:?}",
+        config.inputs.spans.topic,
+        config
+            .inputs
+            .logs
+            .iter()
+            .map(|l| &l.topic)
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "rules ok: {} text rules, {} trace id fields",
+        compiled.text.len(),
+        compiled.fields.trace_id.len()
+    );
     let Some(sample) = sample else { return Ok(()) };
-    let text = std::fs::read_to_string(sample).with_context(|| format!("reading {}", sample.display()))?;
+    let text =
+        std::fs::read_to_string(sample).with_context(|| format!("reading {}", sample.display()))?;
     let mut decoder = LogDecoder::new(Arc::new(compiled), 1000);
-    let format = config.inputs.logs.first().map_or(InputLogFormat::Auto, |l| l.format);
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    let format = config
+        .inputs
+        .logs
+        .first()
+        .map_or(InputLogFormat::Auto, |l| l.format);
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let mut out = Vec::new();
-        let origin = Origin { topic: 1, partition: 0, offset: i as i64 };
-        match decoder.decode(Bytes::copy_from_slice(line.as_bytes()), format, origin, 0, &mut out) {
+        let origin = Origin {
+            topic: 1,
+            partition: 0,
+            offset: i as i64,
+        };
+        match decoder.decode(
+            Bytes::copy_from_slice(line.as_bytes()),
+            format,
+            origin,
+            0,
+            &mut out,
+        ) {
             Ok(()) => {
                 for ev in out {
                     println!(
@@ -40,7 +72,11 @@ pub fn run(config: Option<&Path>, sample: Option<&Path>) -> anyhow::Result<()> {
                         ev.trace_id.map_or("-".into(), |t| t.to_string()),
                         ev.span_id.map_or("-".into(), |s| s.to_string()),
                         ev.severity.as_deref().unwrap_or("-"),
-                        if ev.timestamp_source == crate::model::TimestampSource::Record { "record" } else { "kafka" },
+                        if ev.timestamp_source == crate::model::TimestampSource::Record {
+                            "record"
+                        } else {
+                            "kafka"
+                        },
                         ev.body,
                     );
                 }

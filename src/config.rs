@@ -45,7 +45,11 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, value: impl std::fmt::Display, reason: &str) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), value: value.to_string(), reason: reason.to_string() }
+    ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// A size in bytes, written as a number or with a unit (`512KiB`, `256MiB`, `1GiB`, `10MB`).
@@ -87,8 +91,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => ByteSize::parse(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("invalid size {s:?} (e.g. 256MiB, 10MB, 4096)"))),
+            Raw::S(s) => ByteSize::parse(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!("invalid size {s:?} (e.g. 256MiB, 10MB, 4096)"))
+            }),
         }
     }
 }
@@ -180,7 +185,10 @@ impl Default for InputsConfig {
     fn default() -> Self {
         InputsConfig {
             spans: SpansInput::default(),
-            logs: vec![LogsInput { topic: "otlp_logs".into(), format: InputLogFormat::Auto }],
+            logs: vec![LogsInput {
+                topic: "otlp_logs".into(),
+                format: InputLogFormat::Auto,
+            }],
         }
     }
 }
@@ -197,7 +205,10 @@ pub struct SpansInput {
 
 impl Default for SpansInput {
     fn default() -> Self {
-        SpansInput { topic: "otlp_spans".into(), format: SpanFormat::OtlpProto }
+        SpansInput {
+            topic: "otlp_spans".into(),
+            format: SpanFormat::OtlpProto,
+        }
     }
 }
 
@@ -288,7 +299,10 @@ pub struct OutputsConfig {
 
 impl Default for OutputsConfig {
     fn default() -> Self {
-        OutputsConfig { kafka: KafkaOutput::default(), dead_letter: DeadLetterOutput::default() }
+        OutputsConfig {
+            kafka: KafkaOutput::default(),
+            dead_letter: DeadLetterOutput::default(),
+        }
     }
 }
 
@@ -306,7 +320,11 @@ pub struct KafkaOutput {
 
 impl Default for KafkaOutput {
     fn default() -> Self {
-        KafkaOutput { enabled: true, topic: "logs.enriched".into(), properties: BTreeMap::new() }
+        KafkaOutput {
+            enabled: true,
+            topic: "logs.enriched".into(),
+            properties: BTreeMap::new(),
+        }
     }
 }
 
@@ -320,7 +338,9 @@ pub struct DeadLetterOutput {
 
 impl Default for DeadLetterOutput {
     fn default() -> Self {
-        DeadLetterOutput { topic: "tracejoin.dlq".into() }
+        DeadLetterOutput {
+            topic: "tracejoin.dlq".into(),
+        }
     }
 }
 
@@ -334,7 +354,9 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+        MetricsConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
     }
 }
 
@@ -360,7 +382,10 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_record_bytes: ByteSize(1 << 20), max_in_flight: 20_000 }
+        LimitsConfig {
+            max_record_bytes: ByteSize(1 << 20),
+            max_in_flight: 20_000,
+        }
     }
 }
 
@@ -379,18 +404,24 @@ pub struct ShutdownConfig {
 
 impl Default for ShutdownConfig {
     fn default() -> Self {
-        ShutdownConfig { timeout: Duration::from_secs(30), emit_waiting_logs: false }
+        ShutdownConfig {
+            timeout: Duration::from_secs(30),
+            emit_waiting_logs: false,
+        }
     }
 }
 
 /// librdkafka properties that would break at-least-once delivery if overridden.
-const RESERVED_CONSUMER_PROPERTIES: [&str; 3] = ["enable.auto.commit", "enable.auto.offset.store", "group.id"];
+const RESERVED_CONSUMER_PROPERTIES: [&str; 3] =
+    ["enable.auto.commit", "enable.auto.offset.store", "group.id"];
 
 impl Config {
     /// Reads, parses and validates a config file; relative rule paths are resolved against it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mut config = Self::parse(&text, &path.display().to_string())?;
         if let (Some(rel), Some(dir)) = (config.rules.extract.as_ref(), path.parent()) {
             if rel.is_relative() {
@@ -403,13 +434,20 @@ impl Config {
 
     /// Parses YAML text (not validated); `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        serde_yaml::from_str(text).map_err(|source| ConfigError::Parse { path: origin.to_string(), source })
+        serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: origin.to_string(),
+            source,
+        })
     }
 
     /// Checks the rules serde cannot; the error names the key and value.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.kafka.bootstrap_servers.trim().is_empty() {
-            return Err(invalid("kafka.bootstrap_servers", "\"\"", "must name at least one broker"));
+            return Err(invalid(
+                "kafka.bootstrap_servers",
+                "\"\"",
+                "must name at least one broker",
+            ));
         }
         if self.kafka.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", "\"\"", "must not be empty"));
@@ -424,7 +462,11 @@ impl Config {
             }
         }
         if self.inputs.logs.is_empty() {
-            return Err(invalid("inputs.logs", "[]", "at least one logs topic is needed"));
+            return Err(invalid(
+                "inputs.logs",
+                "[]",
+                "at least one logs topic is needed",
+            ));
         }
         let mut topics = vec![("inputs.spans.topic".to_string(), &self.inputs.spans.topic)];
         for (i, l) in self.inputs.logs.iter().enumerate() {
@@ -437,9 +479,16 @@ impl Config {
             if topics[..i].iter().any(|(_, t)| t == topic) {
                 return Err(invalid(key, topic, "the same topic is listed twice"));
             }
-            for (out_key, out) in [("outputs.kafka.topic", &self.outputs.kafka.topic), ("outputs.dead_letter.topic", &self.outputs.dead_letter.topic)] {
+            for (out_key, out) in [
+                ("outputs.kafka.topic", &self.outputs.kafka.topic),
+                ("outputs.dead_letter.topic", &self.outputs.dead_letter.topic),
+            ] {
                 if out == *topic {
-                    return Err(invalid(out_key, out, &format!("is also an input ({key}): that would loop")));
+                    return Err(invalid(
+                        out_key,
+                        out,
+                        &format!("is also an input ({key}): that would loop"),
+                    ));
                 }
             }
         }
@@ -464,7 +513,11 @@ impl Config {
             return Err(invalid("join.max_traces", 0, "must be at least 1"));
         }
         if j.max_state_bytes.0 < 1 << 20 {
-            return Err(invalid("join.max_state_bytes", j.max_state_bytes.0, "must be at least 1MiB"));
+            return Err(invalid(
+                "join.max_state_bytes",
+                j.max_state_bytes.0,
+                "must be at least 1MiB",
+            ));
         }
         if self.limits.max_record_bytes.0 == 0 {
             return Err(invalid("limits.max_record_bytes", 0, "must be positive"));
@@ -473,7 +526,11 @@ impl Config {
             return Err(invalid("limits.max_in_flight", 0, "must be at least 1"));
         }
         if !self.outputs.kafka.enabled {
-            return Err(invalid("outputs.kafka.enabled", false, "no sink left: enable Kafka"));
+            return Err(invalid(
+                "outputs.kafka.enabled",
+                false,
+                "no sink left: enable Kafka",
+            ));
         }
         Ok(())
     }
@@ -504,20 +561,41 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = Config::parse("join:\n  max_wiat: 2s\n", "cfg.yaml").unwrap_err().to_string();
-        assert!(err.contains("max_wiat") && err.contains("cfg.yaml"), "{err}");
+        let err = Config::parse("join:\n  max_wiat: 2s\n", "cfg.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_wiat") && err.contains("cfg.yaml"),
+            "{err}"
+        );
     }
 
     #[test]
     fn validation_errors_name_key_and_value() {
         let check = |yaml: &str, key: &str| {
-            let err = Config::parse(yaml, "t").unwrap().validate().unwrap_err().to_string();
+            let err = Config::parse(yaml, "t")
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(key), "{err} should name {key}");
         };
-        check("kafka:\n  properties: {enable.auto.commit: 'true'}\n", "kafka.properties.enable.auto.commit");
-        check("join:\n  allowed_lateness: 2m\n  span_retention: 1m\n", "join.allowed_lateness");
-        check("inputs:\n  logs: [{topic: a}, {topic: a}]\n", "inputs.logs[1].topic");
-        check("outputs:\n  kafka: {topic: otlp_spans}\n", "outputs.kafka.topic");
+        check(
+            "kafka:\n  properties: {enable.auto.commit: 'true'}\n",
+            "kafka.properties.enable.auto.commit",
+        );
+        check(
+            "join:\n  allowed_lateness: 2m\n  span_retention: 1m\n",
+            "join.allowed_lateness",
+        );
+        check(
+            "inputs:\n  logs: [{topic: a}, {topic: a}]\n",
+            "inputs.logs[1].topic",
+        );
+        check(
+            "outputs:\n  kafka: {topic: otlp_spans}\n",
+            "outputs.kafka.topic",
+        );
         check("join:\n  max_traces: 0\n", "join.max_traces");
         check("inputs:\n  logs: []\n", "inputs.logs");
     }

@@ -10,8 +10,8 @@
 
 pub mod check;
 pub mod config;
-pub mod demo;
 pub mod decode;
+pub mod demo;
 pub mod join;
 pub mod model;
 pub mod pipeline;

@@ -9,7 +9,11 @@ use tracejoin::config::Config;
 use tracejoin::telemetry::server::{self, Health};
 
 #[derive(Parser)]
-#[command(name = "tracejoin", version, about = "Joins application logs with distributed traces while both stream through Kafka")]
+#[command(
+    name = "tracejoin",
+    version,
+    about = "Joins application logs with distributed traces while both stream through Kafka"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,14 +53,19 @@ enum Command {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal(token: CancellationToken) {
     let term = async {
         #[cfg(unix)]
         {
-            if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
                 s.recv().await;
                 return;
             }
@@ -77,7 +86,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config } => {
             init_logging("info");
-            let config = Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+            let config =
+                Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
             let shutdown = CancellationToken::new();
             tokio::spawn(shutdown_signal(shutdown.clone()));
             let health = Health::default();
@@ -85,12 +95,23 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding metrics endpoint {}", config.metrics.listen))?;
             tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
-            tracejoin::pipeline::run(config, health, Default::default(), shutdown).await.context("pipeline")?;
+            tracejoin::pipeline::run(config, health, Default::default(), shutdown)
+                .await
+                .context("pipeline")?;
             Ok(())
         }
-        Command::Demo { duration, rate, metrics_addr } => {
+        Command::Demo {
+            duration,
+            rate,
+            metrics_addr,
+        } => {
             init_logging("warn");
-            let summary = tracejoin::demo::run(tracejoin::demo::DemoOptions { duration, rate, metrics_addr }).await?;
+            let summary = tracejoin::demo::run(tracejoin::demo::DemoOptions {
+                duration,
+                rate,
+                metrics_addr,
+            })
+            .await?;
             let matched = summary.outcomes[0] + summary.outcomes[1];
             anyhow::ensure!(matched > 0, "the demo joined no logs");
             Ok(())

@@ -272,14 +272,21 @@ impl SpanSummary {
     }
     /// The span's attribute `key`, if it was kept.
     pub fn attribute(&self, key: &str) -> Option<&AttrValue> {
-        self.attributes.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
+        self.attributes
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| v)
     }
     /// Approximate heap footprint, for the join's byte bound.
     pub fn approx_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.status_message.as_ref().map_or(0, |m| m.len())
             + self.attributes.len() * std::mem::size_of::<(Arc<str>, AttrValue)>()
-            + self.attributes.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>()
+            + self
+                .attributes
+                .iter()
+                .map(|(_, v)| v.heap_bytes())
+                .sum::<usize>()
     }
 }
 

@@ -118,7 +118,12 @@ struct Worker {
 }
 
 /// Runs one worker until `shutdown` is cancelled; then drains, commits and leaves the group.
-pub async fn run(config: Config, health: Health, hooks: Hooks, shutdown: CancellationToken) -> Result<(), PipelineError> {
+pub async fn run(
+    config: Config,
+    health: Health,
+    hooks: Hooks,
+    shutdown: CancellationToken,
+) -> Result<(), PipelineError> {
     let rules = match &config.rules.extract {
         Some(path) => ExtractRules::load(path)?,
         None => ExtractRules::builtin(),
@@ -203,15 +208,24 @@ impl Worker {
 
     fn on_delivered(&mut self, origin: Option<Origin>) {
         if let Some(o) = origin {
-            self.offsets.lock().expect("not poisoned").release((o.topic, o.partition), o.offset);
+            self.offsets
+                .lock()
+                .expect("not poisoned")
+                .release((o.topic, o.partition), o.offset);
         }
         self.update_backpressure();
     }
 
     fn on_record(&mut self, m: &BorrowedMessage<'_>) {
-        let Some(topic) = self.topics.index(m.topic()) else { return };
+        let Some(topic) = self.topics.index(m.topic()) else {
+            return;
+        };
         let key = (topic, m.partition());
-        let origin = Origin { topic, partition: m.partition(), offset: m.offset() };
+        let origin = Origin {
+            topic,
+            partition: m.partition(),
+            offset: m.offset(),
+        };
         let now = Instant::now();
         let now_nanos = wall_nanos();
         let progress = self.hooks.progress.clone();
@@ -221,11 +235,18 @@ impl Worker {
             offsets.seen(key, origin.offset);
             offsets.hold(key, origin.offset, 1);
         }
-        let kafka_nanos = m.timestamp().to_millis().map_or(now_nanos, |ms| ms.saturating_mul(1_000_000));
-        let max_future = now_nanos.saturating_add(self.config.join.max_future_skew.as_nanos() as i64);
+        let kafka_nanos = m
+            .timestamp()
+            .to_millis()
+            .map_or(now_nanos, |ms| ms.saturating_mul(1_000_000));
+        let max_future =
+            now_nanos.saturating_add(self.config.join.max_future_skew.as_nanos() as i64);
         let payload = m.payload().unwrap_or_default();
         let result = if payload.len() > self.config.limits.max_record_bytes.as_usize() {
-            Err(DecodeError::TooLarge { size: payload.len(), limit: self.config.limits.max_record_bytes.as_usize() })
+            Err(DecodeError::TooLarge {
+                size: payload.len(),
+                limit: self.config.limits.max_record_bytes.as_usize(),
+            })
         } else if payload.is_empty() {
             Err(DecodeError::Empty)
         } else if topic == 0 {
@@ -237,19 +258,30 @@ impl Worker {
             self.dead_letter(m, origin, &e);
         }
         self.ship();
-        self.offsets.lock().expect("not poisoned").release(key, origin.offset);
+        self.offsets
+            .lock()
+            .expect("not poisoned")
+            .release(key, origin.offset);
     }
 
-    fn on_spans(&mut self, payload: &[u8], origin: Origin, now: Instant, max_future: i64) -> Result<(), DecodeError> {
+    fn on_spans(
+        &mut self,
+        payload: &[u8],
+        origin: Origin,
+        now: Instant,
+        max_future: i64,
+    ) -> Result<(), DecodeError> {
         let as_json = match self.config.inputs.spans.format {
             SpanFormat::OtlpJson => true,
             SpanFormat::OtlpProto => false,
             SpanFormat::Auto => payload.first() == Some(&b'{'),
         };
         let stats = if as_json {
-            self.span_decoder.decode_json(payload, &mut self.spans_buf)?
+            self.span_decoder
+                .decode_json(payload, &mut self.spans_buf)?
         } else {
-            self.span_decoder.decode_proto(Bytes::copy_from_slice(payload), &mut self.spans_buf)?
+            self.span_decoder
+                .decode_proto(Bytes::copy_from_slice(payload), &mut self.spans_buf)?
         };
         let mut clamped = 0;
         let mut latest = i64::MIN;
@@ -266,21 +298,52 @@ impl Worker {
             metrics().timestamp_adjusted("clamped_future", clamped);
         }
         let decoded = self.spans_buf.len() as u64;
-        self.hooks.progress.spans.fetch_add(decoded, Ordering::Relaxed);
+        self.hooks
+            .progress
+            .spans
+            .fetch_add(decoded, Ordering::Relaxed);
         if latest > i64::MIN {
-            self.watermark.observe((origin.topic, origin.partition), latest, now);
+            self.watermark
+                .observe((origin.topic, origin.partition), latest, now);
         }
-        let holds = self.join.on_spans(self.spans_buf.drain(..), origin, &mut self.out);
-        self.offsets.lock().expect("not poisoned").hold((origin.topic, origin.partition), origin.offset, holds);
-        metrics().spans(decoded, stats.invalid_ids as u64, std::mem::take(&mut self.out.duplicate_spans));
+        let holds = self
+            .join
+            .on_spans(self.spans_buf.drain(..), origin, &mut self.out);
+        self.offsets.lock().expect("not poisoned").hold(
+            (origin.topic, origin.partition),
+            origin.offset,
+            holds,
+        );
+        metrics().spans(
+            decoded,
+            stats.invalid_ids as u64,
+            std::mem::take(&mut self.out.duplicate_spans),
+        );
         Ok(())
     }
 
-    fn on_logs(&mut self, payload: &[u8], origin: Origin, kafka_nanos: i64, now: Instant, max_future: i64) -> Result<(), DecodeError> {
+    fn on_logs(
+        &mut self,
+        payload: &[u8],
+        origin: Origin,
+        kafka_nanos: i64,
+        now: Instant,
+        max_future: i64,
+    ) -> Result<(), DecodeError> {
         let format = self.log_formats[origin.topic as usize - 1];
-        self.log_decoder.decode(Bytes::copy_from_slice(payload), format, origin, kafka_nanos, &mut self.logs_buf)?;
+        self.log_decoder.decode(
+            Bytes::copy_from_slice(payload),
+            format,
+            origin,
+            kafka_nanos,
+            &mut self.logs_buf,
+        )?;
         let n = self.logs_buf.len() as u32;
-        self.offsets.lock().expect("not poisoned").hold((origin.topic, origin.partition), origin.offset, n);
+        self.offsets.lock().expect("not poisoned").hold(
+            (origin.topic, origin.partition),
+            origin.offset,
+            n,
+        );
         let (mut from_kafka, mut clamped) = (0, 0);
         let mut latest = i64::MIN;
         for mut log in self.logs_buf.drain(..) {
@@ -295,7 +358,8 @@ impl Worker {
             self.join.on_log(log, &mut self.out);
         }
         if latest > i64::MIN {
-            self.watermark.observe((origin.topic, origin.partition), latest, now);
+            self.watermark
+                .observe((origin.topic, origin.partition), latest, now);
         }
         if from_kafka > 0 {
             metrics().timestamp_adjusted("kafka", from_kafka);
@@ -309,14 +373,27 @@ impl Worker {
     fn dead_letter(&mut self, m: &BorrowedMessage<'_>, origin: Origin, e: &DecodeError) {
         let topic = self.topics.name(origin.topic).to_string();
         metrics().dead_lettered(&topic, e.code());
-        self.hooks.progress.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        self.hooks
+            .progress
+            .dead_lettered
+            .fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%topic, partition = origin.partition, offset = origin.offset, error = %e, "dead-lettered");
-        self.offsets.lock().expect("not poisoned").hold((origin.topic, origin.partition), origin.offset, 1);
+        self.offsets.lock().expect("not poisoned").hold(
+            (origin.topic, origin.partition),
+            origin.offset,
+            1,
+        );
         let record = OutRecord {
             topic: self.dead_letter_topic.clone(),
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().unwrap_or_default().to_vec(),
-            headers: Some(dead_letter_headers(e.code(), &e.to_string(), &topic, origin.partition, origin.offset)),
+            headers: Some(dead_letter_headers(
+                e.code(),
+                &e.to_string(),
+                &topic,
+                origin.partition,
+                origin.offset,
+            )),
             origin: Some(origin),
             event_time_nanos: None,
         };
@@ -339,15 +416,24 @@ impl Worker {
         }
         let mut counts = std::collections::HashMap::new();
         for joined in self.out.emitted.drain(..) {
-            *counts.entry((joined.outcome, joined.reason)).or_insert(0u64) += 1;
+            *counts
+                .entry((joined.outcome, joined.reason))
+                .or_insert(0u64) += 1;
             let mut payload = Vec::with_capacity(512 + joined.log.body.len());
-            enriched::encode(&joined, self.topics.name(joined.log.origin.topic), &mut payload);
+            enriched::encode(
+                &joined,
+                self.topics.name(joined.log.origin.topic),
+                &mut payload,
+            );
             let idx = joined.outcome as usize;
             self.hooks.progress.logs[idx].fetch_add(1, Ordering::Relaxed);
             if let Some(tx) = &self.hooks.samples {
                 if self.samples_sent[idx] < SAMPLES_PER_OUTCOME {
                     self.samples_sent[idx] += 1;
-                    let _ = tx.try_send((joined.outcome, String::from_utf8_lossy(&payload).into_owned()));
+                    let _ = tx.try_send((
+                        joined.outcome,
+                        String::from_utf8_lossy(&payload).into_owned(),
+                    ));
                 }
             }
             let record = OutRecord {
@@ -378,7 +464,11 @@ impl Worker {
         let want_pause = if self.paused { n > cap / 2 } else { n >= cap };
         if want_pause != self.paused {
             if let Ok(assignment) = self.consumer.assignment() {
-                let r = if want_pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
+                let r = if want_pause {
+                    self.consumer.pause(&assignment)
+                } else {
+                    self.consumer.resume(&assignment)
+                };
                 match r {
                     Ok(()) => {
                         self.paused = want_pause;
@@ -396,10 +486,18 @@ impl Worker {
         if let Some(w) = self.watermark.watermark(now) {
             self.join.advance_watermark(w, &mut self.out);
             self.ship();
-            metrics().watermark_lag((wall_nanos().saturating_sub(self.join.watermark())) as f64 / 1e9);
+            metrics()
+                .watermark_lag((wall_nanos().saturating_sub(self.join.watermark())) as f64 / 1e9);
         }
-        metrics().join_state(self.join.traces(), self.join.bytes(), self.join.waiting_logs());
-        self.hooks.progress.open_traces.store(self.join.traces() as u64, Ordering::Relaxed);
+        metrics().join_state(
+            self.join.traces(),
+            self.join.bytes(),
+            self.join.waiting_logs(),
+        );
+        self.hooks
+            .progress
+            .open_traces
+            .store(self.join.traces() as u64, Ordering::Relaxed);
         self.update_backpressure();
         if now.duration_since(self.last_commit) >= self.config.kafka.commit_interval {
             self.last_commit = now;
@@ -415,7 +513,11 @@ impl Worker {
         }
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in &due {
-            let _ = tpl.add_partition_offset(self.topics.name(*topic), *partition, Offset::Offset(*offset));
+            let _ = tpl.add_partition_offset(
+                self.topics.name(*topic),
+                *partition,
+                Offset::Offset(*offset),
+            );
         }
         match self.consumer.commit(&tpl, mode) {
             Ok(()) => {
@@ -433,7 +535,11 @@ impl Worker {
     }
 
     async fn shutdown(mut self) {
-        tracing::info!(in_flight = self.inflight.len(), waiting_logs = self.join.waiting_logs(), "shutting down");
+        tracing::info!(
+            in_flight = self.inflight.len(),
+            waiting_logs = self.join.waiting_logs(),
+            "shutting down"
+        );
         if self.config.shutdown.emit_waiting_logs {
             self.join.drain(&mut self.out);
             self.ship();

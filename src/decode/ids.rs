@@ -113,7 +113,8 @@ pub fn parse_trace_id(s: &str, encoding: IdEncoding) -> Option<TraceId> {
 /// Normalises a span id: 16 hex digits, or a decimal 64-bit number where declared or unambiguous.
 pub fn parse_span_id(s: &str, encoding: IdEncoding) -> Option<SpanId> {
     let s = s.trim().trim_matches('"');
-    let as_decimal = |s: &str| parse_decimal_u64(s).and_then(|v| SpanId::from_slice(&v.to_be_bytes()));
+    let as_decimal =
+        |s: &str| parse_decimal_u64(s).and_then(|v| SpanId::from_slice(&v.to_be_bytes()));
     match encoding {
         IdEncoding::Decimal => as_decimal(s),
         _ => match parse_hex::<8>(s.as_bytes()) {
@@ -143,9 +144,16 @@ mod tests {
     #[test]
     fn hex_trace_ids_of_both_widths_and_cases() {
         assert_eq!(parse_trace_id(T, IdEncoding::Auto).unwrap().to_string(), T);
-        assert_eq!(parse_trace_id(&T.to_uppercase(), IdEncoding::Auto).unwrap().to_string(), T);
         assert_eq!(
-            parse_trace_id("a3ce929d0e0e4736", IdEncoding::Auto).unwrap().to_string(),
+            parse_trace_id(&T.to_uppercase(), IdEncoding::Auto)
+                .unwrap()
+                .to_string(),
+            T
+        );
+        assert_eq!(
+            parse_trace_id("a3ce929d0e0e4736", IdEncoding::Auto)
+                .unwrap()
+                .to_string(),
             "0000000000000000a3ce929d0e0e4736"
         );
     }
@@ -166,10 +174,15 @@ mod tests {
         assert_eq!(t.to_string(), "0000000000000000ffffffffffffffff");
         // 19 digits cannot be hex of either width: decimal even in auto.
         let t = parse_trace_id("1234567890123456789", IdEncoding::Auto).unwrap();
-        assert_eq!(t.to_string(), format!("0000000000000000{:016x}", 1234567890123456789u64));
+        assert_eq!(
+            t.to_string(),
+            format!("0000000000000000{:016x}", 1234567890123456789u64)
+        );
         assert!(parse_trace_id("18446744073709551616", IdEncoding::Decimal).is_none());
         assert_eq!(
-            parse_span_id("255", IdEncoding::Decimal).unwrap().to_string(),
+            parse_span_id("255", IdEncoding::Decimal)
+                .unwrap()
+                .to_string(),
             "00000000000000ff"
         );
     }

@@ -18,7 +18,10 @@ pub struct Interner {
 impl Interner {
     /// An interner that remembers at most `cap` names.
     pub fn new(cap: usize) -> Self {
-        Interner { names: HashSet::new(), cap }
+        Interner {
+            names: HashSet::new(),
+            cap,
+        }
     }
 
     /// The shared copy of `s`.

@@ -90,7 +90,10 @@ impl<'a> Found<'a> {
 impl LogDecoder {
     /// A decoder applying `rules`.
     pub fn new(rules: Arc<CompiledRules>, interner_cap: usize) -> Self {
-        LogDecoder { rules, interner: Interner::new(interner_cap) }
+        LogDecoder {
+            rules,
+            interner: Interner::new(interner_cap),
+        }
     }
 
     /// Decodes one record, appending its log events to `out` (OTLP records may hold many).
@@ -111,12 +114,21 @@ impl LogDecoder {
             InputLogFormat::OtlpProto => self.otlp_proto(record, origin, kafka_time_nanos, out),
             InputLogFormat::OtlpJson => {
                 let req = otlp_json::logs_from_json(&record).map_err(DecodeError::Json)?;
-                otlp_logs(&req, LogFormat::OtlpJson, origin, kafka_time_nanos, &mut self.interner, out);
+                otlp_logs(
+                    &req,
+                    LogFormat::OtlpJson,
+                    origin,
+                    kafka_time_nanos,
+                    &mut self.interner,
+                    out,
+                );
                 Ok(())
             }
             InputLogFormat::Json => {
                 let line = as_utf8(&record)?;
-                let ev = self.json_line(line, origin, kafka_time_nanos).map_err(DecodeError::Json)?;
+                let ev = self
+                    .json_line(line, origin, kafka_time_nanos)
+                    .map_err(DecodeError::Json)?;
                 out.push(ev);
                 Ok(())
             }
@@ -132,7 +144,13 @@ impl LogDecoder {
         }
     }
 
-    fn sniff(&mut self, record: Bytes, origin: Origin, ts: i64, out: &mut Vec<LogEvent>) -> Result<(), DecodeError> {
+    fn sniff(
+        &mut self,
+        record: Bytes,
+        origin: Origin,
+        ts: i64,
+        out: &mut Vec<LogEvent>,
+    ) -> Result<(), DecodeError> {
         let trimmed = trim_ascii(&record);
         if trimmed[0] == b'{' {
             let head = &trimmed[..trimmed.len().min(24)];
@@ -158,7 +176,9 @@ impl LogDecoder {
                 Err(_) => {}
             }
         }
-        let line = line.map_err(|e| DecodeError::Utf8 { valid_up_to: e.valid_up_to() })?;
+        let line = line.map_err(|e| DecodeError::Utf8 {
+            valid_up_to: e.valid_up_to(),
+        })?;
         if looks_like_logfmt(line) {
             out.push(self.logfmt_line(line, origin, ts));
         } else {
@@ -167,13 +187,31 @@ impl LogDecoder {
         Ok(())
     }
 
-    fn otlp_proto(&mut self, record: Bytes, origin: Origin, ts: i64, out: &mut Vec<LogEvent>) -> Result<(), DecodeError> {
+    fn otlp_proto(
+        &mut self,
+        record: Bytes,
+        origin: Origin,
+        ts: i64,
+        out: &mut Vec<LogEvent>,
+    ) -> Result<(), DecodeError> {
         let req = wire::ExportLogsServiceRequest::decode(record).map_err(DecodeError::Protobuf)?;
-        otlp_logs(&req, LogFormat::OtlpProto, origin, ts, &mut self.interner, out);
+        otlp_logs(
+            &req,
+            LogFormat::OtlpProto,
+            origin,
+            ts,
+            &mut self.interner,
+            out,
+        );
         Ok(())
     }
 
-    fn json_line(&mut self, line: &str, origin: Origin, ts: i64) -> Result<LogEvent, serde_json::Error> {
+    fn json_line(
+        &mut self,
+        line: &str,
+        origin: Origin,
+        ts: i64,
+    ) -> Result<LogEvent, serde_json::Error> {
         let raw: &RawValue = serde_json::from_str(line.trim())?;
         let object: BorrowedObject<'_> = serde_json::from_str(raw.get())?;
         let lookup = |f: &FieldRef| object.lookup(f.path());
@@ -185,14 +223,27 @@ impl LogDecoder {
                 found.fill_missing(from_message.into_owned());
             }
         }
-        let body = found.message.take().map_or_else(|| line.trim().into(), |m| m.into());
-        Ok(self.event(found, body, LogFields::RawJson(raw.to_owned()), LogFormat::Json, origin, ts))
+        let body = found
+            .message
+            .take()
+            .map_or_else(|| line.trim().into(), |m| m.into());
+        Ok(self.event(
+            found,
+            body,
+            LogFields::RawJson(raw.to_owned()),
+            LogFormat::Json,
+            origin,
+            ts,
+        ))
     }
 
     fn logfmt_line(&mut self, line: &str, origin: Origin, ts: i64) -> LogEvent {
         let pairs = parse_logfmt(line);
         let mut found = self.fields(|f: &FieldRef| {
-            pairs.iter().find(|(k, _)| k == f.path()).map(|(_, v)| Cow::Borrowed(v.as_ref()))
+            pairs
+                .iter()
+                .find(|(k, _)| k == f.path())
+                .map(|(_, v)| Cow::Borrowed(v.as_ref()))
         });
         if found.trace_id.is_none() {
             let text = found.message.clone().unwrap_or(Cow::Borrowed(line));
@@ -200,10 +251,23 @@ impl LogDecoder {
             self.apply_text_rules(&text, &mut from_text);
             found.fill_missing(from_text.into_owned());
         }
-        let body = found.message.take().map_or_else(|| line.trim().into(), |m| m.into());
+        let body = found
+            .message
+            .take()
+            .map_or_else(|| line.trim().into(), |m| m.into());
         let found = found.into_owned();
-        let pairs = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        self.event(found, body, LogFields::Pairs(pairs), LogFormat::Logfmt, origin, ts)
+        let pairs = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self.event(
+            found,
+            body,
+            LogFields::Pairs(pairs),
+            LogFormat::Logfmt,
+            origin,
+            ts,
+        )
     }
 
     fn text_line(&mut self, line: &str, origin: Origin, ts: i64) -> LogEvent {
@@ -211,7 +275,14 @@ impl LogDecoder {
         self.apply_text_rules(line, &mut found);
         found.message = None;
         // The whole line is the body: it is what a person reading the log expects to see.
-        self.event(found, line.trim_end().into(), LogFields::None, LogFormat::Text, origin, ts)
+        self.event(
+            found,
+            line.trim_end().into(),
+            LogFields::None,
+            LogFormat::Text,
+            origin,
+            ts,
+        )
     }
 
     /// Applies the field rules through `lookup`.
@@ -219,7 +290,11 @@ impl LogDecoder {
         let f = &self.rules.fields;
         let first = |refs: &[FieldRef]| refs.iter().find_map(&lookup);
         let first_id = |refs: &[FieldRef], parse: &dyn Fn(&str, IdEncoding) -> bool| {
-            refs.iter().find_map(|r| lookup(r).filter(|v| parse(v, r.encoding())).map(|v| (v, r.encoding())))
+            refs.iter().find_map(|r| {
+                lookup(r)
+                    .filter(|v| parse(v, r.encoding()))
+                    .map(|v| (v, r.encoding()))
+            })
         };
         let mut found = Found {
             trace_id: first_id(&f.trace_id, &|v, e| parse_trace_id(v, e).is_some())
@@ -232,7 +307,11 @@ impl LogDecoder {
             service: first(&f.service),
         };
         if found.trace_id.is_none() {
-            if let Some((t, s)) = f.traceparent.iter().find_map(|r| lookup(r).and_then(|v| parse_traceparent(&v))) {
+            if let Some((t, s)) = f
+                .traceparent
+                .iter()
+                .find_map(|r| lookup(r).and_then(|v| parse_traceparent(&v)))
+            {
                 found.trace_id = Some(t);
                 found.span_id = found.span_id.or(s);
             }
@@ -242,7 +321,9 @@ impl LogDecoder {
 
     fn apply_text_rules<'a>(&self, text: &'a str, found: &mut Found<'a>) {
         for rule in &self.rules.text {
-            let Some(caps) = rule.regex.captures(text) else { continue };
+            let Some(caps) = rule.regex.captures(text) else {
+                continue;
+            };
             if found.trace_id.is_none() {
                 if let Some(m) = caps.name("traceparent") {
                     if let Some((t, s)) = parse_traceparent(m.as_str()) {
@@ -250,12 +331,15 @@ impl LogDecoder {
                         found.span_id = found.span_id.or(s);
                     }
                 }
-                found.trace_id = found
-                    .trace_id
-                    .or_else(|| caps.name("trace_id").and_then(|m| parse_trace_id(m.as_str(), IdEncoding::Auto)));
+                found.trace_id = found.trace_id.or_else(|| {
+                    caps.name("trace_id")
+                        .and_then(|m| parse_trace_id(m.as_str(), IdEncoding::Auto))
+                });
             }
             if found.span_id.is_none() {
-                found.span_id = caps.name("span_id").and_then(|m| parse_span_id(m.as_str(), IdEncoding::Auto));
+                found.span_id = caps
+                    .name("span_id")
+                    .and_then(|m| parse_span_id(m.as_str(), IdEncoding::Auto));
             }
             let fill = |slot: &mut Option<Cow<'a, str>>, group: &str| {
                 if slot.is_none() {
@@ -269,11 +353,20 @@ impl LogDecoder {
         }
     }
 
-    fn event(&mut self, found: Found<'_>, body: Box<str>, fields: LogFields, format: LogFormat, origin: Origin, ts: i64) -> LogEvent {
-        let (timestamp_unix_nanos, timestamp_source) = match found.timestamp.as_deref().and_then(parse_timestamp) {
-            Some(t) => (t, TimestampSource::Record),
-            None => (ts, TimestampSource::Kafka),
-        };
+    fn event(
+        &mut self,
+        found: Found<'_>,
+        body: Box<str>,
+        fields: LogFields,
+        format: LogFormat,
+        origin: Origin,
+        ts: i64,
+    ) -> LogEvent {
+        let (timestamp_unix_nanos, timestamp_source) =
+            match found.timestamp.as_deref().and_then(parse_timestamp) {
+                Some(t) => (t, TimestampSource::Record),
+                None => (ts, TimestampSource::Kafka),
+            };
         LogEvent {
             timestamp_unix_nanos,
             timestamp_source,
@@ -290,13 +383,21 @@ impl LogDecoder {
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
 fn as_utf8(b: &[u8]) -> Result<&str, DecodeError> {
-    std::str::from_utf8(b).map_err(|e| DecodeError::Utf8 { valid_up_to: e.valid_up_to() })
+    std::str::from_utf8(b).map_err(|e| DecodeError::Utf8 {
+        valid_up_to: e.valid_up_to(),
+    })
 }
 
 /// `key=value` at the start of the line, the key a word.
@@ -353,7 +454,8 @@ pub fn parse_logfmt(line: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
                 }
                 i += ch_len;
             }
-            let value = owned.map_or_else(|| Cow::Borrowed(&line[start..i.min(b.len())]), Cow::Owned);
+            let value =
+                owned.map_or_else(|| Cow::Borrowed(&line[start..i.min(b.len())]), Cow::Owned);
             pairs.push((Cow::Borrowed(key), value));
             i += 1;
         } else {

@@ -89,7 +89,15 @@ pub struct ExtractRules {
 }
 
 /// The group names a text rule may use.
-pub const GROUPS: [&str; 7] = ["trace_id", "span_id", "traceparent", "level", "timestamp", "message", "service"];
+pub const GROUPS: [&str; 7] = [
+    "trace_id",
+    "span_id",
+    "traceparent",
+    "level",
+    "timestamp",
+    "message",
+    "service",
+];
 
 /// A compiled text rule.
 #[derive(Debug, Clone)]
@@ -149,35 +157,58 @@ pub enum RulesError {
 impl ExtractRules {
     /// Reads and parses a rules file.
     pub fn load(path: &Path) -> Result<Self, RulesError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| RulesError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
     /// Parses rules from YAML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, RulesError> {
-        serde_yaml::from_str(text).map_err(|source| RulesError::Parse { path: origin.to_string(), source })
+        serde_yaml::from_str(text).map_err(|source| RulesError::Parse {
+            path: origin.to_string(),
+            source,
+        })
     }
 
     /// The rules shipped in `rules/extract.yaml`, compiled into the binary so the demo and a
     /// config without `rules.extract` work anywhere.
     pub fn builtin() -> Self {
-        Self::parse(include_str!("../../rules/extract.yaml"), "rules/extract.yaml (built in)")
-            .unwrap_or_default()
+        Self::parse(
+            include_str!("../../rules/extract.yaml"),
+            "rules/extract.yaml (built in)",
+        )
+        .unwrap_or_default()
     }
 
     /// Compiles the regexes, checking group names.
     pub fn compile(&self) -> Result<CompiledRules, RulesError> {
         let mut text = Vec::with_capacity(self.text.len());
         for rule in &self.text {
-            let regex = regex::Regex::new(&rule.pattern)
-                .map_err(|source| RulesError::Regex { rule: rule.name.clone(), source })?;
-            if let Some(bad) = regex.capture_names().flatten().find(|g| !GROUPS.contains(g)) {
-                return Err(RulesError::UnknownGroup { rule: rule.name.clone(), group: bad.to_string() });
+            let regex = regex::Regex::new(&rule.pattern).map_err(|source| RulesError::Regex {
+                rule: rule.name.clone(),
+                source,
+            })?;
+            if let Some(bad) = regex
+                .capture_names()
+                .flatten()
+                .find(|g| !GROUPS.contains(g))
+            {
+                return Err(RulesError::UnknownGroup {
+                    rule: rule.name.clone(),
+                    group: bad.to_string(),
+                });
             }
-            text.push(CompiledTextRule { name: rule.name.clone(), regex });
+            text.push(CompiledTextRule {
+                name: rule.name.clone(),
+                regex,
+            });
         }
-        Ok(CompiledRules { fields: self.fields.clone(), text })
+        Ok(CompiledRules {
+            fields: self.fields.clone(),
+            text,
+        })
     }
 }
 
@@ -197,19 +228,30 @@ mod tests {
 
     #[test]
     fn errors_name_the_rule() {
-        let bad = ExtractRules::parse("text:\n  - name: broken\n    pattern: '(?P<trace_id>['\n", "t").unwrap();
+        let bad = ExtractRules::parse(
+            "text:\n  - name: broken\n    pattern: '(?P<trace_id>['\n",
+            "t",
+        )
+        .unwrap();
         let err = bad.compile().unwrap_err().to_string();
         assert!(err.contains("broken"), "{err}");
-        let bad = ExtractRules::parse("text:\n  - name: odd\n    pattern: '(?P<user>x)'\n", "t").unwrap();
+        let bad =
+            ExtractRules::parse("text:\n  - name: odd\n    pattern: '(?P<user>x)'\n", "t").unwrap();
         let err = bad.compile().unwrap_err().to_string();
         assert!(err.contains("odd") && err.contains("user"), "{err}");
-        let err = ExtractRules::parse("fields:\n  trace: [x]\n", "t.yaml").unwrap_err().to_string();
+        let err = ExtractRules::parse("fields:\n  trace: [x]\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("t.yaml") && err.contains("trace"), "{err}");
     }
 
     #[test]
     fn field_refs_with_encoding() {
-        let r = ExtractRules::parse("fields:\n  trace_id: [a, {path: dd.trace_id, encoding: decimal}]\n", "t").unwrap();
+        let r = ExtractRules::parse(
+            "fields:\n  trace_id: [a, {path: dd.trace_id, encoding: decimal}]\n",
+            "t",
+        )
+        .unwrap();
         assert_eq!(r.fields.trace_id[0].path(), "a");
         assert_eq!(r.fields.trace_id[1].encoding(), IdEncoding::Decimal);
     }

@@ -16,7 +16,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
 use prost::Message;
 use rand::{Rng, RngCore};
 use std::fmt::Write as _;
@@ -47,7 +49,10 @@ pub struct Generated {
 }
 
 fn kv(k: &str, v: any_value::Value) -> KeyValue {
-    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }) }
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+    }
 }
 fn s(v: &str) -> any_value::Value {
     any_value::Value::StringValue(v.into())
@@ -77,14 +82,17 @@ struct GenLog {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
 }
 
 fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Generates one trace's records.
@@ -104,7 +112,15 @@ pub fn trace(rng: &mut impl Rng, seq: u64, out: &mut Vec<GenRecord>, counts: &mu
     let slow = rng.random_bool(0.05);
     let order = 1000 + seq % 9000;
 
-    let mk = |service, id: [u8; 8], parent: Option<[u8; 8]>, name: &str, kind: span::SpanKind, s0: u64, s1: u64, err: Option<(&str, &str)>, attrs: Vec<KeyValue>| GenSpan {
+    let mk = |service,
+              id: [u8; 8],
+              parent: Option<[u8; 8]>,
+              name: &str,
+              kind: span::SpanKind,
+              s0: u64,
+              s1: u64,
+              err: Option<(&str, &str)>,
+              attrs: Vec<KeyValue>| GenSpan {
         service,
         span: Span {
             trace_id: trace_id.to_vec(),
@@ -120,13 +136,20 @@ pub fn trace(rng: &mut impl Rng, seq: u64, out: &mut Vec<GenRecord>, counts: &mu
                     vec![span::Event {
                         name: "exception".into(),
                         time_unix_nano: s1,
-                        attributes: vec![kv("exception.type", s(ty)), kv("exception.message", s(msg))],
+                        attributes: vec![
+                            kv("exception.type", s(ty)),
+                            kv("exception.message", s(msg)),
+                        ],
                         ..Default::default()
                     }]
                 })
                 .unwrap_or_default(),
             status: Some(Status {
-                code: if err.is_some() { status::StatusCode::Error } else { status::StatusCode::Unset } as i32,
+                code: if err.is_some() {
+                    status::StatusCode::Error
+                } else {
+                    status::StatusCode::Unset
+                } as i32,
                 message: err.map(|(_, m)| m.to_string()).unwrap_or_default(),
             }),
             ..Default::default()
@@ -143,14 +166,82 @@ pub fn trace(rng: &mut impl Rng, seq: u64, out: &mut Vec<GenRecord>, counts: &mu
     );
     let status = if failing { 502 } else { 200 };
     let spans = vec![
-        mk("frontend", root, None, "GET /checkout", span::SpanKind::Server, start, end, failing.then_some(("UpstreamError", "checkout failed")),
-           vec![kv("http.route", s("/checkout")), kv("http.request.method", s("GET")), kv("http.response.status_code", any_value::Value::IntValue(status))]),
-        mk("checkout", co, Some(root), "POST /cart/checkout", span::SpanKind::Server, at(0.05), at(0.95), failing.then_some(("PaymentError", "payment declined")),
-           vec![kv("http.route", s("/cart/checkout")), kv("http.request.method", s("POST")), kv("http.response.status_code", any_value::Value::IntValue(status))]),
-        mk("payments", pay, Some(co), "POST /charge", span::SpanKind::Server, at(0.2), at(if slow { 0.9 } else { 0.6 }), failing.then_some(("CardDeclinedError", "card declined by issuer")),
-           vec![kv("http.route", s("/charge")), kv("http.request.method", s("POST")), kv("http.response.status_code", any_value::Value::IntValue(if failing { 402 } else { 200 }))]),
-        mk("payments", db, Some(pay), "SELECT accounts", span::SpanKind::Client, at(0.25), at(0.4), None, vec![kv("db.system", s("postgresql"))]),
-        mk("inventory", inv, Some(co), "reserve", span::SpanKind::Consumer, at(0.65), at(0.9), None, vec![kv("messaging.destination.name", s("reservations"))]),
+        mk(
+            "frontend",
+            root,
+            None,
+            "GET /checkout",
+            span::SpanKind::Server,
+            start,
+            end,
+            failing.then_some(("UpstreamError", "checkout failed")),
+            vec![
+                kv("http.route", s("/checkout")),
+                kv("http.request.method", s("GET")),
+                kv(
+                    "http.response.status_code",
+                    any_value::Value::IntValue(status),
+                ),
+            ],
+        ),
+        mk(
+            "checkout",
+            co,
+            Some(root),
+            "POST /cart/checkout",
+            span::SpanKind::Server,
+            at(0.05),
+            at(0.95),
+            failing.then_some(("PaymentError", "payment declined")),
+            vec![
+                kv("http.route", s("/cart/checkout")),
+                kv("http.request.method", s("POST")),
+                kv(
+                    "http.response.status_code",
+                    any_value::Value::IntValue(status),
+                ),
+            ],
+        ),
+        mk(
+            "payments",
+            pay,
+            Some(co),
+            "POST /charge",
+            span::SpanKind::Server,
+            at(0.2),
+            at(if slow { 0.9 } else { 0.6 }),
+            failing.then_some(("CardDeclinedError", "card declined by issuer")),
+            vec![
+                kv("http.route", s("/charge")),
+                kv("http.request.method", s("POST")),
+                kv(
+                    "http.response.status_code",
+                    any_value::Value::IntValue(if failing { 402 } else { 200 }),
+                ),
+            ],
+        ),
+        mk(
+            "payments",
+            db,
+            Some(pay),
+            "SELECT accounts",
+            span::SpanKind::Client,
+            at(0.25),
+            at(0.4),
+            None,
+            vec![kv("db.system", s("postgresql"))],
+        ),
+        mk(
+            "inventory",
+            inv,
+            Some(co),
+            "reserve",
+            span::SpanKind::Consumer,
+            at(0.65),
+            at(0.9),
+            None,
+            vec![kv("messaging.destination.name", s("reservations"))],
+        ),
     ];
 
     // Scenario switches.
@@ -159,65 +250,188 @@ pub fn trace(rng: &mut impl Rng, seq: u64, out: &mut Vec<GenRecord>, counts: &mu
     let as_json = rng.random_bool(0.1);
 
     let mut logs = vec![
-        GenLog { service: "frontend", trace_id: Some(trace_id), span_id: Some(root), ts: at(0.02), level: "INFO", message: format!("GET /checkout order={order}"), shape: Shape::Json },
-        GenLog { service: "checkout", trace_id: Some(trace_id), span_id: Some(co), ts: at(0.1), level: "INFO", message: format!("checkout started for order {order} items=3"), shape: Shape::Logfmt },
-        GenLog { service: "payments", trace_id: Some(trace_id), span_id: Some(pay), ts: at(0.3), level: "DEBUG", message: format!("charging card ****{:04} amount={}.{:02}", order % 10000, order % 300, order % 100), shape: Shape::Otlp },
-        GenLog { service: "inventory", trace_id: Some(trace_id), span_id: Some(inv), ts: at(0.7), level: "INFO", message: format!("reserved 3 items for order {order}"), shape: Shape::Text },
+        GenLog {
+            service: "frontend",
+            trace_id: Some(trace_id),
+            span_id: Some(root),
+            ts: at(0.02),
+            level: "INFO",
+            message: format!("GET /checkout order={order}"),
+            shape: Shape::Json,
+        },
+        GenLog {
+            service: "checkout",
+            trace_id: Some(trace_id),
+            span_id: Some(co),
+            ts: at(0.1),
+            level: "INFO",
+            message: format!("checkout started for order {order} items=3"),
+            shape: Shape::Logfmt,
+        },
+        GenLog {
+            service: "payments",
+            trace_id: Some(trace_id),
+            span_id: Some(pay),
+            ts: at(0.3),
+            level: "DEBUG",
+            message: format!(
+                "charging card ****{:04} amount={}.{:02}",
+                order % 10000,
+                order % 300,
+                order % 100
+            ),
+            shape: Shape::Otlp,
+        },
+        GenLog {
+            service: "inventory",
+            trace_id: Some(trace_id),
+            span_id: Some(inv),
+            ts: at(0.7),
+            level: "INFO",
+            message: format!("reserved 3 items for order {order}"),
+            shape: Shape::Text,
+        },
     ];
     if failing {
-        logs.push(GenLog { service: "payments", trace_id: Some(trace_id), span_id: Some(pay), ts: at(0.55), level: "ERROR", message: format!("payment declined: card_declined for order {order} (issuer code 05)"), shape: Shape::Json });
+        logs.push(GenLog {
+            service: "payments",
+            trace_id: Some(trace_id),
+            span_id: Some(pay),
+            ts: at(0.55),
+            level: "ERROR",
+            message: format!("payment declined: card_declined for order {order} (issuer code 05)"),
+            shape: Shape::Json,
+        });
     }
     if slow {
-        logs.push(GenLog { service: "payments", trace_id: Some(trace_id), span_id: Some(db), ts: at(0.35), level: "WARN", message: "slow query on accounts took 412ms".into(), shape: Shape::Logfmt });
+        logs.push(GenLog {
+            service: "payments",
+            trace_id: Some(trace_id),
+            span_id: Some(db),
+            ts: at(0.35),
+            level: "WARN",
+            message: "slow query on accounts took 412ms".into(),
+            shape: Shape::Logfmt,
+        });
     }
     if rng.random_bool(0.15) {
         // An internal span the service does not export: its logs match the trace, not a span.
-        logs.push(GenLog { service: "checkout", trace_id: Some(trace_id), span_id: Some(hidden), ts: at(0.5), level: "INFO", message: format!("cache miss for cart {order}"), shape: Shape::Json });
+        logs.push(GenLog {
+            service: "checkout",
+            trace_id: Some(trace_id),
+            span_id: Some(hidden),
+            ts: at(0.5),
+            level: "INFO",
+            message: format!("cache miss for cart {order}"),
+            shape: Shape::Json,
+        });
     }
     if rng.random_bool(0.1) {
-        logs.push(GenLog { service: "frontend", trace_id: None, span_id: None, ts: at(0.5), level: "INFO", message: "health check ok".into(), shape: Shape::Text });
+        logs.push(GenLog {
+            service: "frontend",
+            trace_id: None,
+            span_id: None,
+            ts: at(0.5),
+            level: "INFO",
+            message: "health check ok".into(),
+            shape: Shape::Text,
+        });
     }
     let late = rng.random_bool(0.03).then(|| {
         // Delivered 4 s after it was written: the watermark has passed its wait by then.
-        GenLog { service: "checkout", trace_id: Some(trace_id), span_id: Some(co), ts: at(0.6), level: "WARN", message: format!("retrying stale request for order {order}"), shape: Shape::Json }
+        GenLog {
+            service: "checkout",
+            trace_id: Some(trace_id),
+            span_id: Some(co),
+            ts: at(0.6),
+            level: "WARN",
+            message: format!("retrying stale request for order {order}"),
+            shape: Shape::Json,
+        }
     });
 
     let key = Some(hex(&trace_id));
-    let spans_delay = if logs_first { rng.random_range(300..1200) } else { 0 };
+    let spans_delay = if logs_first {
+        rng.random_range(300..1200)
+    } else {
+        0
+    };
     if exported {
         counts.spans += spans.len() as u64;
-        out.push(GenRecord { spans: true, key: key.clone(), payload: if as_json { spans_json(&spans) } else { spans_proto(&spans) }, delay_ms: spans_delay });
+        out.push(GenRecord {
+            spans: true,
+            key: key.clone(),
+            payload: if as_json {
+                spans_json(&spans)
+            } else {
+                spans_proto(&spans)
+            },
+            delay_ms: spans_delay,
+        });
     }
     counts.traces += 1;
     counts.logs += logs.len() as u64;
     // OTLP logs of one trace travel together, as an SDK batch would.
-    let otlp: Vec<&GenLog> = logs.iter().filter(|l| matches!(l.shape, Shape::Otlp)).collect();
+    let otlp: Vec<&GenLog> = logs
+        .iter()
+        .filter(|l| matches!(l.shape, Shape::Otlp))
+        .collect();
     if !otlp.is_empty() {
-        out.push(GenRecord { spans: false, key: key.clone(), payload: logs_proto(&otlp), delay_ms: 0 });
+        out.push(GenRecord {
+            spans: false,
+            key: key.clone(),
+            payload: logs_proto(&otlp),
+            delay_ms: 0,
+        });
     }
     for l in logs.iter().filter(|l| !matches!(l.shape, Shape::Otlp)) {
-        out.push(GenRecord { spans: false, key: l.trace_id.map(|t| hex(&t)), payload: raw_line(l).into_bytes(), delay_ms: 0 });
+        out.push(GenRecord {
+            spans: false,
+            key: l.trace_id.map(|t| hex(&t)),
+            payload: raw_line(l).into_bytes(),
+            delay_ms: 0,
+        });
     }
     if let Some(l) = late {
         counts.logs += 1;
-        out.push(GenRecord { spans: false, key: key.clone(), payload: raw_line(&l).into_bytes(), delay_ms: 4000 });
+        out.push(GenRecord {
+            spans: false,
+            key: key.clone(),
+            payload: raw_line(&l).into_bytes(),
+            delay_ms: 4000,
+        });
     }
     if seq % 1500 == 7 {
         counts.garbage += 1;
-        out.push(GenRecord { spans: true, key: key.clone(), payload: vec![0x0a, 0xff, 0xff, 0x01, 0x02], delay_ms: 0 });
+        out.push(GenRecord {
+            spans: true,
+            key: key.clone(),
+            payload: vec![0x0a, 0xff, 0xff, 0x01, 0x02],
+            delay_ms: 0,
+        });
     }
 }
 
 fn spans_proto(spans: &[GenSpan]) -> Vec<u8> {
     let mut req = ExportTraceServiceRequest::default();
     for service in ["frontend", "checkout", "payments", "inventory"] {
-        let these: Vec<Span> = spans.iter().filter(|g| g.service == service).map(|g| g.span.clone()).collect();
+        let these: Vec<Span> = spans
+            .iter()
+            .filter(|g| g.service == service)
+            .map(|g| g.span.clone())
+            .collect();
         if these.is_empty() {
             continue;
         }
         req.resource_spans.push(ResourceSpans {
-            resource: Some(Resource { attributes: vec![kv("service.name", s(service))], ..Default::default() }),
-            scope_spans: vec![ScopeSpans { spans: these, ..Default::default() }],
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s(service))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: these,
+                ..Default::default()
+            }],
             ..Default::default()
         });
     }
@@ -230,7 +444,9 @@ fn spans_json(spans: &[GenSpan]) -> Vec<u8> {
             .map(|kv| {
                 let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
                     Some(any_value::Value::StringValue(s)) => serde_json::json!({"stringValue": s}),
-                    Some(any_value::Value::IntValue(i)) => serde_json::json!({"intValue": i.to_string()}),
+                    Some(any_value::Value::IntValue(i)) => {
+                        serde_json::json!({"intValue": i.to_string()})
+                    }
                     _ => serde_json::json!({}),
                 };
                 serde_json::json!({"key": kv.key, "value": v})
@@ -274,7 +490,9 @@ fn logs_proto(logs: &[&GenLog]) -> Vec<u8> {
                 "WARN" => 13,
                 _ => 17,
             },
-            body: Some(AnyValue { value: Some(s(&l.message)) }),
+            body: Some(AnyValue {
+                value: Some(s(&l.message)),
+            }),
             trace_id: l.trace_id.map(|t| t.to_vec()).unwrap_or_default(),
             span_id: l.span_id.map(|t| t.to_vec()).unwrap_or_default(),
             flags: 1,
@@ -283,8 +501,14 @@ fn logs_proto(logs: &[&GenLog]) -> Vec<u8> {
         .collect();
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
-            resource: Some(Resource { attributes: vec![kv("service.name", s(logs[0].service))], ..Default::default() }),
-            scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s(logs[0].service))],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -307,7 +531,20 @@ fn raw_line(l: &GenLog) -> String {
             }
             v.to_string()
         }
-        Shape::Logfmt => format!("ts={iso} level={} service={} msg={:?}{}", l.level.to_lowercase(), l.service, l.message, ids(" ")),
-        Shape::Text | Shape::Otlp => format!("{} {} [{}] {}{}", iso.replace('T', " ").trim_end_matches('Z'), l.level, l.service, l.message, ids(" ")),
+        Shape::Logfmt => format!(
+            "ts={iso} level={} service={} msg={:?}{}",
+            l.level.to_lowercase(),
+            l.service,
+            l.message,
+            ids(" ")
+        ),
+        Shape::Text | Shape::Otlp => format!(
+            "{} {} [{}] {}{}",
+            iso.replace('T', " ").trim_end_matches('Z'),
+            l.level,
+            l.service,
+            l.message,
+            ids(" ")
+        ),
     }
 }

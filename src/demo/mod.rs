@@ -55,7 +55,12 @@ const PARTITIONS: i32 = 4;
 /// Runs the demo, printing progress to stdout; returns the summary.
 pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     let cluster = MockCluster::new(1)?;
-    for (topic, partitions) in [("otlp_spans", PARTITIONS), ("app_logs", PARTITIONS), ("logs.enriched", PARTITIONS), ("tracejoin.dlq", 1)] {
+    for (topic, partitions) in [
+        ("otlp_spans", PARTITIONS),
+        ("app_logs", PARTITIONS),
+        ("logs.enriched", PARTITIONS),
+        ("tracejoin.dlq", 1),
+    ] {
         cluster.create_topic(topic, partitions, 1)?;
     }
     let bootstrap = cluster.bootstrap_servers();
@@ -64,7 +69,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     config.kafka.group_id = "tracejoin-demo".into();
     config.inputs.spans.topic = "otlp_spans".into();
     config.inputs.spans.format = SpanFormat::Auto;
-    config.inputs.logs = vec![LogsInput { topic: "app_logs".into(), format: InputLogFormat::Auto }];
+    config.inputs.logs = vec![LogsInput {
+        topic: "app_logs".into(),
+        format: InputLogFormat::Auto,
+    }];
     config.join.max_wait = Duration::from_secs(2);
     config.join.span_retention = Duration::from_secs(15);
     config.join.allowed_lateness = Duration::from_secs(1);
@@ -79,11 +87,26 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
         .or_else(|_| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()))?;
     let progress = Arc::new(Progress::default());
     let (samples_tx, mut samples_rx) = tokio::sync::mpsc::channel(16);
-    let hooks = Hooks { progress: progress.clone(), samples: Some(samples_tx) };
-    let pipeline = tokio::spawn(pipeline::run(config, health.clone(), hooks, shutdown.clone()));
+    let hooks = Hooks {
+        progress: progress.clone(),
+        samples: Some(samples_tx),
+    };
+    let pipeline = tokio::spawn(pipeline::run(
+        config,
+        health.clone(),
+        hooks,
+        shutdown.clone(),
+    ));
 
-    println!("tracejoin demo: embedded Kafka at {bootstrap}, {} partitions per topic", PARTITIONS);
-    println!("  metrics: http://{bound}/metrics   generating {} traces/s for {}", opts.rate, humantime::format_duration(opts.duration));
+    println!(
+        "tracejoin demo: embedded Kafka at {bootstrap}, {} partitions per topic",
+        PARTITIONS
+    );
+    println!(
+        "  metrics: http://{bound}/metrics   generating {} traces/s for {}",
+        opts.rate,
+        humantime::format_duration(opts.duration)
+    );
     let generated = generate(&bootstrap, &opts, &progress).await?;
 
     // Let the watermark pass the last logs' wait, then drain.
@@ -112,7 +135,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     Ok(summary)
 }
 
-async fn generate(bootstrap: &str, opts: &DemoOptions, progress: &Progress) -> anyhow::Result<Generated> {
+async fn generate(
+    bootstrap: &str,
+    opts: &DemoOptions,
+    progress: &Progress,
+) -> anyhow::Result<Generated> {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
@@ -139,7 +166,14 @@ async fn generate(bootstrap: &str, opts: &DemoOptions, progress: &Progress) -> a
                 send(&producer, &r);
             }
         }
-        delayed.retain(|(at, r)| if *at <= now { send(&producer, r); false } else { true });
+        delayed.retain(|(at, r)| {
+            if *at <= now {
+                send(&producer, r);
+                false
+            } else {
+                true
+            }
+        });
         if last_print.elapsed() >= Duration::from_millis(500) {
             last_print = Instant::now();
             print_progress(progress, start.elapsed(), Some(counts.logs));
@@ -198,11 +232,24 @@ fn print_summary(s: &DemoSummary, samples: &[(JoinOutcome, String)]) {
         "  generated: {} traces, {} spans, {} logs, {} undecodable records",
         s.generated.traces, s.generated.spans, s.generated.logs, s.generated.garbage
     );
-    println!("  consumed:  {} records ({:.0} records/s)", s.records, s.records as f64 / s.elapsed.as_secs_f64());
-    println!("  logs out:  {total} of {} generated ({:.0} logs/s)", s.generated.logs, total as f64 / s.elapsed.as_secs_f64());
+    println!(
+        "  consumed:  {} records ({:.0} records/s)",
+        s.records,
+        s.records as f64 / s.elapsed.as_secs_f64()
+    );
+    println!(
+        "  logs out:  {total} of {} generated ({:.0} logs/s)",
+        s.generated.logs,
+        total as f64 / s.elapsed.as_secs_f64()
+    );
     for (i, o) in JoinOutcome::ALL.iter().enumerate() {
         let n = s.outcomes[i];
-        println!("    {:<14} {:>8}  {:>5.1}%", o.as_str(), n, 100.0 * n as f64 / total.max(1) as f64);
+        println!(
+            "    {:<14} {:>8}  {:>5.1}%",
+            o.as_str(),
+            n,
+            100.0 * n as f64 / total.max(1) as f64
+        );
     }
     println!("  dead-lettered: {}", s.dead_lettered);
     println!("\nsample enriched logs (topic logs.enriched):");

@@ -81,7 +81,10 @@ impl TraceEntry {
     /// the spans' expiry (an expiry already passed waits for the logs still waiting).
     fn next_deadline(&self, retention: i64, watermark: i64) -> Option<i64> {
         let logs = self.waiting.iter().map(|w| w.deadline).min();
-        let spans = self.max_span_end.map(|e| e.saturating_add(retention)).filter(|e| *e >= watermark);
+        let spans = self
+            .max_span_end
+            .map(|e| e.saturating_add(retention))
+            .filter(|e| *e >= watermark);
         match (logs, spans) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -142,7 +145,12 @@ impl Join {
 
     /// Adds spans decoded from one record. Returns how many traces now hold the record (each
     /// will report it in `released_spans` once when it leaves the state).
-    pub fn on_spans(&mut self, spans: impl IntoIterator<Item = SpanSummary>, origin: Origin, out: &mut JoinOutput) -> u32 {
+    pub fn on_spans(
+        &mut self,
+        spans: impl IntoIterator<Item = SpanSummary>,
+        origin: Origin,
+        out: &mut JoinOutput,
+    ) -> u32 {
         let mut touched: Vec<TraceId> = Vec::new();
         let mut holds = 0;
         for span in spans {
@@ -162,20 +170,32 @@ impl Join {
             let bytes = span.approx_bytes() + std::mem::size_of::<Arc<SpanSummary>>();
             entry.bytes += bytes;
             self.bytes += bytes;
-            entry.max_span_end = Some(entry.max_span_end.map_or(span.end_unix_nanos, |e| e.max(span.end_unix_nanos)));
+            entry.max_span_end = Some(
+                entry
+                    .max_span_end
+                    .map_or(span.end_unix_nanos, |e| e.max(span.end_unix_nanos)),
+            );
             let span = Arc::new(span);
             // Logs waiting for exactly this span leave now.
             let (retention, max_wait) = (self.retention, self.max_wait);
             let mut i = 0;
             while i < entry.waiting.len() {
                 let w = &entry.waiting[i];
-                if w.log.span_id == Some(span.span_id) && in_window(&span, w.log.timestamp_unix_nanos, retention, max_wait) {
+                if w.log.span_id == Some(span.span_id)
+                    && in_window(&span, w.log.timestamp_unix_nanos, retention, max_wait)
+                {
                     let w = entry.waiting.swap_remove(i);
                     let b = w.log.approx_bytes();
                     entry.bytes -= b;
                     self.bytes -= b;
                     self.waiting_logs -= 1;
-                    let trace = Some(trace_context(&entry.spans, &span, w.log.timestamp_unix_nanos, retention, max_wait));
+                    let trace = Some(trace_context(
+                        &entry.spans,
+                        &span,
+                        w.log.timestamp_unix_nanos,
+                        retention,
+                        max_wait,
+                    ));
                     out.emitted.push(JoinedLog {
                         log: w.log,
                         outcome: JoinOutcome::MatchedSpan,
@@ -202,23 +222,53 @@ impl Join {
     /// Adds one log; it leaves now or waits.
     pub fn on_log(&mut self, log: LogEvent, out: &mut JoinOutput) {
         let Some(trace_id) = log.trace_id else {
-            out.emitted.push(JoinedLog { log, outcome: JoinOutcome::NoTraceId, reason: EmitReason::NoTraceId, span: None, trace: None });
+            out.emitted.push(JoinedLog {
+                log,
+                outcome: JoinOutcome::NoTraceId,
+                reason: EmitReason::NoTraceId,
+                span: None,
+                trace: None,
+            });
             return;
         };
         let deadline = log.timestamp_unix_nanos.saturating_add(self.max_wait);
         if deadline < self.watermark {
-            let spans = self.traces.peek(&trace_id).map_or(&[][..], |e| &e.spans[..]);
-            out.emitted.push(decide(log, spans, EmitReason::Late, self.retention, self.max_wait));
+            let spans = self
+                .traces
+                .peek(&trace_id)
+                .map_or(&[][..], |e| &e.spans[..]);
+            out.emitted.push(decide(
+                log,
+                spans,
+                EmitReason::Late,
+                self.retention,
+                self.max_wait,
+            ));
             return;
         }
         if let Some(entry) = self.traces.get_mut(&trace_id) {
             let ts = log.timestamp_unix_nanos;
             if let Some(own) = log.span_id.and_then(|sid| {
-                entry.spans.iter().find(|s| s.span_id == sid && in_window(s, ts, self.retention, self.max_wait))
+                entry
+                    .spans
+                    .iter()
+                    .find(|s| s.span_id == sid && in_window(s, ts, self.retention, self.max_wait))
             }) {
                 let span = own.clone();
-                let trace = Some(trace_context(&entry.spans, &span, ts, self.retention, self.max_wait));
-                out.emitted.push(JoinedLog { log, outcome: JoinOutcome::MatchedSpan, reason: EmitReason::SpanPresent, span: Some(span), trace });
+                let trace = Some(trace_context(
+                    &entry.spans,
+                    &span,
+                    ts,
+                    self.retention,
+                    self.max_wait,
+                ));
+                out.emitted.push(JoinedLog {
+                    log,
+                    outcome: JoinOutcome::MatchedSpan,
+                    reason: EmitReason::SpanPresent,
+                    span: Some(span),
+                    trace,
+                });
                 return;
             }
         } else {
@@ -245,7 +295,9 @@ impl Join {
                 break;
             }
             self.expiry.pop_first();
-            let Some(entry) = self.traces.peek_mut(&trace_id) else { continue };
+            let Some(entry) = self.traces.peek_mut(&trace_id) else {
+                continue;
+            };
             entry.expiry = i64::MIN;
             let mut i = 0;
             while i < entry.waiting.len() {
@@ -255,12 +307,20 @@ impl Join {
                     entry.bytes -= b;
                     self.bytes -= b;
                     self.waiting_logs -= 1;
-                    out.emitted.push(decide(w.log, &entry.spans, EmitReason::WindowClosed, self.retention, self.max_wait));
+                    out.emitted.push(decide(
+                        w.log,
+                        &entry.spans,
+                        EmitReason::WindowClosed,
+                        self.retention,
+                        self.max_wait,
+                    ));
                 } else {
                     i += 1;
                 }
             }
-            let spans_expired = entry.max_span_end.is_none_or(|e| e.saturating_add(self.retention) < watermark);
+            let spans_expired = entry
+                .max_span_end
+                .is_none_or(|e| e.saturating_add(self.retention) < watermark);
             if spans_expired && entry.waiting.is_empty() {
                 self.remove(trace_id, out);
             } else {
@@ -280,7 +340,9 @@ impl Join {
     }
 
     fn reschedule(&mut self, trace_id: TraceId, _out: &mut JoinOutput) {
-        let Some(entry) = self.traces.peek_mut(&trace_id) else { return };
+        let Some(entry) = self.traces.peek_mut(&trace_id) else {
+            return;
+        };
         if entry.expiry != i64::MIN {
             self.expiry.remove(&(entry.expiry, trace_id));
         }
@@ -300,14 +362,26 @@ impl Join {
     }
 
     /// Emits the waiting logs of a trace leaving the state and releases its span records.
-    fn release(&mut self, trace_id: TraceId, mut entry: TraceEntry, reason: EmitReason, out: &mut JoinOutput) {
+    fn release(
+        &mut self,
+        trace_id: TraceId,
+        mut entry: TraceEntry,
+        reason: EmitReason,
+        out: &mut JoinOutput,
+    ) {
         if entry.expiry != i64::MIN {
             self.expiry.remove(&(entry.expiry, trace_id));
         }
         self.bytes = self.bytes.saturating_sub(entry.bytes);
         self.waiting_logs -= entry.waiting.len();
         for w in entry.waiting.drain(..) {
-            out.emitted.push(decide(w.log, &entry.spans, reason, self.retention, self.max_wait));
+            out.emitted.push(decide(
+                w.log,
+                &entry.spans,
+                reason,
+                self.retention,
+                self.max_wait,
+            ));
         }
         out.released_spans.append(&mut entry.span_origins);
     }
@@ -316,7 +390,9 @@ impl Join {
         while self.traces.len() > self.settings.max_traces
             || (self.bytes > self.settings.max_state_bytes && self.traces.len() > 1)
         {
-            let Some((trace_id, entry)) = self.traces.pop_lru() else { break };
+            let Some((trace_id, entry)) = self.traces.pop_lru() else {
+                break;
+            };
             out.evicted_traces += 1;
             self.release(trace_id, entry, EmitReason::Evicted, out);
         }
@@ -324,23 +400,44 @@ impl Join {
 }
 
 fn in_window(span: &SpanSummary, log_ts: i64, retention: i64, max_wait: i64) -> bool {
-    span.end_unix_nanos >= log_ts.saturating_sub(retention) && span.end_unix_nanos <= log_ts.saturating_add(max_wait)
+    span.end_unix_nanos >= log_ts.saturating_sub(retention)
+        && span.end_unix_nanos <= log_ts.saturating_add(max_wait)
 }
 
 /// The trace's representative span among those in the log's window: the root, else the earliest
 /// start (ties by span id), so that the choice does not depend on arrival order.
-fn representative<'a>(spans: impl Iterator<Item = &'a Arc<SpanSummary>>) -> Option<&'a Arc<SpanSummary>> {
+fn representative<'a>(
+    spans: impl Iterator<Item = &'a Arc<SpanSummary>>,
+) -> Option<&'a Arc<SpanSummary>> {
     spans.min_by_key(|s| (s.parent_span_id.is_some(), s.start_unix_nanos, s.span_id))
 }
 
-fn trace_context(spans: &[Arc<SpanSummary>], extra: &SpanSummary, log_ts: i64, retention: i64, max_wait: i64) -> TraceContext {
-    let eligible = || spans.iter().filter(|s| in_window(s, log_ts, retention, max_wait));
+fn trace_context(
+    spans: &[Arc<SpanSummary>],
+    extra: &SpanSummary,
+    log_ts: i64,
+    retention: i64,
+    max_wait: i64,
+) -> TraceContext {
+    let eligible = || {
+        spans
+            .iter()
+            .filter(|s| in_window(s, log_ts, retention, max_wait))
+    };
     let root = representative(eligible()).filter(|r| r.parent_span_id.is_none());
     let extra_is_root = extra.parent_span_id.is_none();
     let counted = eligible().filter(|s| s.span_id != extra.span_id).count() as u32 + 1;
     TraceContext {
-        root_service: if extra_is_root { Some(extra.service.clone()) } else { root.map(|r| r.service.clone()) },
-        root_operation: if extra_is_root { Some(extra.name.clone()) } else { root.map(|r| r.name.clone()) },
+        root_service: if extra_is_root {
+            Some(extra.service.clone())
+        } else {
+            root.map(|r| r.service.clone())
+        },
+        root_operation: if extra_is_root {
+            Some(extra.name.clone())
+        } else {
+            root.map(|r| r.name.clone())
+        },
         error: extra.status == crate::model::StatusCode::Error
             || eligible().any(|s| s.status == crate::model::StatusCode::Error),
         span_count: counted,
@@ -348,20 +445,40 @@ fn trace_context(spans: &[Arc<SpanSummary>], extra: &SpanSummary, log_ts: i64, r
 }
 
 /// Decides a log's outcome from the spans of its trace (see the module docs).
-fn decide(log: LogEvent, spans: &[Arc<SpanSummary>], reason: EmitReason, retention: i64, max_wait: i64) -> JoinedLog {
+fn decide(
+    log: LogEvent,
+    spans: &[Arc<SpanSummary>],
+    reason: EmitReason,
+    retention: i64,
+    max_wait: i64,
+) -> JoinedLog {
     let ts = log.timestamp_unix_nanos;
-    let own = log
-        .span_id
-        .and_then(|sid| spans.iter().find(|s| s.span_id == sid && in_window(s, ts, retention, max_wait)));
+    let own = log.span_id.and_then(|sid| {
+        spans
+            .iter()
+            .find(|s| s.span_id == sid && in_window(s, ts, retention, max_wait))
+    });
     let (outcome, span) = match own {
         Some(s) => (JoinOutcome::MatchedSpan, Some(s.clone())),
-        None => match representative(spans.iter().filter(|s| in_window(s, ts, retention, max_wait))) {
+        None => match representative(
+            spans
+                .iter()
+                .filter(|s| in_window(s, ts, retention, max_wait)),
+        ) {
             Some(r) => (JoinOutcome::MatchedTrace, Some(r.clone())),
             None => (JoinOutcome::Unmatched, None),
         },
     };
-    let trace = span.as_ref().map(|s| trace_context(spans, s, ts, retention, max_wait));
-    JoinedLog { log, outcome, reason, span, trace }
+    let trace = span
+        .as_ref()
+        .map(|s| trace_context(spans, s, ts, retention, max_wait));
+    JoinedLog {
+        log,
+        outcome,
+        reason,
+        span,
+        trace,
+    }
 }
 
 #[cfg(test)]

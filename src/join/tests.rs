@@ -26,7 +26,11 @@ fn span(trace: u8, id: u8, parent: Option<u8>, start: i64, end: i64) -> SpanSumm
         service: format!("svc{id}").into(),
         name: format!("op{id}").into(),
         kind: SpanKind::Server,
-        status: if id == 13 { StatusCode::Error } else { StatusCode::Ok },
+        status: if id == 13 {
+            StatusCode::Error
+        } else {
+            StatusCode::Ok
+        },
         status_message: None,
         start_unix_nanos: start,
         end_unix_nanos: end,
@@ -46,21 +50,36 @@ fn log(n: i64, trace: Option<u8>, span: Option<u8>, ts: i64) -> LogEvent {
         service: None,
         fields: LogFields::None,
         format: LogFormat::Json,
-        origin: Origin { topic: 1, partition: 0, offset: n },
+        origin: Origin {
+            topic: 1,
+            partition: 0,
+            offset: n,
+        },
     }
 }
 
-const SPAN_ORIGIN: Origin = Origin { topic: 0, partition: 0, offset: 0 };
+const SPAN_ORIGIN: Origin = Origin {
+    topic: 0,
+    partition: 0,
+    offset: 0,
+};
 
 #[test]
 fn log_after_its_span_leaves_at_once() {
     let mut j = Join::new(settings());
     let mut out = JoinOutput::default();
-    j.on_spans([span(1, 2, Some(1), 0, 5 * S), span(1, 1, None, 0, 6 * S)], SPAN_ORIGIN, &mut out);
+    j.on_spans(
+        [span(1, 2, Some(1), 0, 5 * S), span(1, 1, None, 0, 6 * S)],
+        SPAN_ORIGIN,
+        &mut out,
+    );
     j.on_log(log(0, Some(1), Some(2), 5 * S), &mut out);
     assert_eq!(out.emitted.len(), 1);
     let e = &out.emitted[0];
-    assert_eq!((e.outcome, e.reason), (JoinOutcome::MatchedSpan, EmitReason::SpanPresent));
+    assert_eq!(
+        (e.outcome, e.reason),
+        (JoinOutcome::MatchedSpan, EmitReason::SpanPresent)
+    );
     assert_eq!(&*e.span.as_ref().unwrap().name, "op2");
     let t = e.trace.as_ref().unwrap();
     assert_eq!(t.root_operation.as_deref(), Some("op1"));
@@ -89,11 +108,21 @@ fn window_close_gives_trace_match_or_unmatched() {
     j.on_spans([span(1, 13, None, 0, 7 * S)], SPAN_ORIGIN, &mut out);
     assert!(out.emitted.is_empty());
     j.advance_watermark(15 * S, &mut out);
-    assert!(out.emitted.is_empty(), "deadline 15s is not yet passed (strict)");
+    assert!(
+        out.emitted.is_empty(),
+        "deadline 15s is not yet passed (strict)"
+    );
     j.advance_watermark(15 * S + 1, &mut out);
-    let by_trace: HashMap<_, _> = out.emitted.iter().map(|e| (e.log.trace_id.unwrap(), e)).collect();
+    let by_trace: HashMap<_, _> = out
+        .emitted
+        .iter()
+        .map(|e| (e.log.trace_id.unwrap(), e))
+        .collect();
     let t1 = by_trace[&tid(1)];
-    assert_eq!((t1.outcome, t1.reason), (JoinOutcome::MatchedTrace, EmitReason::WindowClosed));
+    assert_eq!(
+        (t1.outcome, t1.reason),
+        (JoinOutcome::MatchedTrace, EmitReason::WindowClosed)
+    );
     assert!(t1.trace.as_ref().unwrap().error);
     assert_eq!(by_trace[&tid(2)].outcome, JoinOutcome::Unmatched);
 }
@@ -102,7 +131,11 @@ fn window_close_gives_trace_match_or_unmatched() {
 fn spans_expire_after_retention_and_release_their_records() {
     let mut j = Join::new(settings());
     let mut out = JoinOutput::default();
-    let origin = Origin { topic: 0, partition: 3, offset: 17 };
+    let origin = Origin {
+        topic: 0,
+        partition: 3,
+        offset: 17,
+    };
     j.on_spans([span(1, 1, None, 0, 10 * S)], origin, &mut out);
     j.advance_watermark(40 * S, &mut out);
     assert_eq!(j.traces(), 1);
@@ -120,7 +153,10 @@ fn late_log_is_decided_at_once() {
     j.advance_watermark(25 * S, &mut out);
     j.on_log(log(0, Some(1), Some(5), 10 * S), &mut out);
     assert_eq!(out.emitted.len(), 1);
-    assert_eq!((out.emitted[0].outcome, out.emitted[0].reason), (JoinOutcome::MatchedTrace, EmitReason::Late));
+    assert_eq!(
+        (out.emitted[0].outcome, out.emitted[0].reason),
+        (JoinOutcome::MatchedTrace, EmitReason::Late)
+    );
 }
 
 #[test]
@@ -138,14 +174,24 @@ fn duplicate_spans_are_kept_once() {
     let mut out = JoinOutput::default();
     j.on_spans([span(1, 1, None, 0, S)], SPAN_ORIGIN, &mut out);
     let bytes = j.bytes();
-    j.on_spans([span(1, 1, None, 0, S)], Origin { offset: 1, ..SPAN_ORIGIN }, &mut out);
+    j.on_spans(
+        [span(1, 1, None, 0, S)],
+        Origin {
+            offset: 1,
+            ..SPAN_ORIGIN
+        },
+        &mut out,
+    );
     assert_eq!(out.duplicate_spans, 1);
     assert_eq!(j.bytes(), bytes);
 }
 
 #[test]
 fn eviction_emits_waiting_logs_never_drops_them() {
-    let mut j = Join::new(JoinSettings { max_traces: 3, ..settings() });
+    let mut j = Join::new(JoinSettings {
+        max_traces: 3,
+        ..settings()
+    });
     let mut out = JoinOutput::default();
     for t in 1..=10u8 {
         j.on_log(log(t as i64, Some(t), Some(1), 0), &mut out);
@@ -153,7 +199,10 @@ fn eviction_emits_waiting_logs_never_drops_them() {
     assert_eq!(j.traces(), 3);
     assert_eq!(out.evicted_traces, 7);
     assert_eq!(out.emitted.len(), 7);
-    assert!(out.emitted.iter().all(|e| e.reason == EmitReason::Evicted && e.outcome == JoinOutcome::Unmatched));
+    assert!(out
+        .emitted
+        .iter()
+        .all(|e| e.reason == EmitReason::Evicted && e.outcome == JoinOutcome::Unmatched));
     // least recently used first
     assert_eq!(out.emitted[0].log.origin.offset, 1);
     j.drain(&mut out);
@@ -164,7 +213,10 @@ fn eviction_emits_waiting_logs_never_drops_them() {
 #[test]
 fn byte_bound_holds() {
     let cap = 20_000;
-    let mut j = Join::new(JoinSettings { max_state_bytes: cap, ..settings() });
+    let mut j = Join::new(JoinSettings {
+        max_state_bytes: cap,
+        ..settings()
+    });
     let mut out = JoinOutput::default();
     for t in 1..=200u8 {
         j.on_spans([span(t, 1, None, 0, S)], SPAN_ORIGIN, &mut out);
@@ -178,8 +230,19 @@ fn byte_bound_holds() {
 
 #[derive(Debug, Clone)]
 enum Event {
-    Span { trace: u8, id: u8, parent: Option<u8>, start: i64, end: i64 },
-    Log { n: i64, trace: Option<u8>, span: Option<u8>, ts: i64 },
+    Span {
+        trace: u8,
+        id: u8,
+        parent: Option<u8>,
+        start: i64,
+        end: i64,
+    },
+    Log {
+        n: i64,
+        trace: Option<u8>,
+        span: Option<u8>,
+        ts: i64,
+    },
 }
 
 impl Event {
@@ -193,24 +256,63 @@ impl Event {
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        (1u8..6, 1u8..8, proptest::option::of(1u8..8), 0i64..120, 0i64..20).prop_map(|(trace, id, parent, end, dur)| {
-            Event::Span { trace, id, parent: parent.filter(|p| *p != id), start: (end - dur) * S, end: end * S }
-        }),
-        (proptest::option::weighted(0.9, 1u8..6), proptest::option::of(1u8..8), 0i64..120)
-            .prop_map(|(trace, span, ts)| Event::Log { n: 0, trace, span, ts: ts * S }),
+        (
+            1u8..6,
+            1u8..8,
+            proptest::option::of(1u8..8),
+            0i64..120,
+            0i64..20
+        )
+            .prop_map(|(trace, id, parent, end, dur)| {
+                Event::Span {
+                    trace,
+                    id,
+                    parent: parent.filter(|p| *p != id),
+                    start: (end - dur) * S,
+                    end: end * S,
+                }
+            }),
+        (
+            proptest::option::weighted(0.9, 1u8..6),
+            proptest::option::of(1u8..8),
+            0i64..120
+        )
+            .prop_map(|(trace, span, ts)| Event::Log {
+                n: 0,
+                trace,
+                span,
+                ts: ts * S
+            }),
     ]
 }
 
 /// What the naive join says for one log: outcome and the span whose context it carries.
 fn naive(log: &Event, spans: &[Event], st: &JoinSettings) -> (JoinOutcome, Option<SpanId>) {
-    let Event::Log { trace: Some(t), span, ts, .. } = log else { return (JoinOutcome::NoTraceId, None) };
-    let (wait, ret) = (st.max_wait.as_secs() as i64 * S, st.span_retention.as_secs() as i64 * S);
+    let Event::Log {
+        trace: Some(t),
+        span,
+        ts,
+        ..
+    } = log
+    else {
+        return (JoinOutcome::NoTraceId, None);
+    };
+    let (wait, ret) = (
+        st.max_wait.as_secs() as i64 * S,
+        st.span_retention.as_secs() as i64 * S,
+    );
     // A span id may be delivered twice with different times; the first delivery is kept.
     let mut seen = std::collections::HashSet::new();
     let eligible: Vec<_> = spans
         .iter()
         .filter_map(|s| match s {
-            Event::Span { trace, id, parent, start, end } if trace == t && seen.insert(*id) => Some((*id, *parent, *start, *end)),
+            Event::Span {
+                trace,
+                id,
+                parent,
+                start,
+                end,
+            } if trace == t && seen.insert(*id) => Some((*id, *parent, *start, *end)),
             _ => None,
         })
         .filter(|(_, _, _, end)| *end >= ts - ret && *end <= ts + wait)
@@ -218,7 +320,10 @@ fn naive(log: &Event, spans: &[Event], st: &JoinSettings) -> (JoinOutcome, Optio
     if let Some((id, ..)) = eligible.iter().find(|(id, ..)| Some(*id) == *span) {
         return (JoinOutcome::MatchedSpan, Some(SpanId([*id; 8])));
     }
-    match eligible.iter().min_by_key(|(id, parent, start, _)| (parent.is_some(), *start, SpanId([*id; 8]))) {
+    match eligible
+        .iter()
+        .min_by_key(|(id, parent, start, _)| (parent.is_some(), *start, SpanId([*id; 8])))
+    {
         Some((id, ..)) => (JoinOutcome::MatchedTrace, Some(SpanId([*id; 8]))),
         None => (JoinOutcome::Unmatched, None),
     }
@@ -231,8 +336,18 @@ fn run_join(events: &[Event], st: &JoinSettings, wm_moves: &[bool]) -> Vec<Joine
     let mut out = JoinOutput::default();
     for (i, e) in events.iter().enumerate() {
         match e {
-            Event::Span { trace, id, parent, start, end } => {
-                j.on_spans([span(*trace, *id, *parent, *start, *end)], SPAN_ORIGIN, &mut out);
+            Event::Span {
+                trace,
+                id,
+                parent,
+                start,
+                end,
+            } => {
+                j.on_spans(
+                    [span(*trace, *id, *parent, *start, *end)],
+                    SPAN_ORIGIN,
+                    &mut out,
+                );
             }
             Event::Log { n, trace, span, ts } => j.on_log(log(*n, *trace, *span, *ts), &mut out),
         }
@@ -264,7 +379,11 @@ fn numbered(mut events: Vec<Event>) -> (Vec<Event>, Vec<Event>) {
             n += 1;
         }
     }
-    let spans = events.iter().filter(|e| matches!(e, Event::Span { .. })).cloned().collect();
+    let spans = events
+        .iter()
+        .filter(|e| matches!(e, Event::Span { .. }))
+        .cloned()
+        .collect();
     (events, spans)
 }
 

@@ -42,7 +42,10 @@ impl WatermarkTracker {
 
     /// Starts tracking a partition (idempotent).
     pub fn assign(&mut self, key: (u16, i32), now: Instant) {
-        self.partitions.entry(key).or_insert(PartitionClock { max_event: None, last_arrival: now });
+        self.partitions.entry(key).or_insert(PartitionClock {
+            max_event: None,
+            last_arrival: now,
+        });
     }
 
     /// Stops tracking a partition.
@@ -52,7 +55,10 @@ impl WatermarkTracker {
 
     /// Records an arrival with its event time.
     pub fn observe(&mut self, key: (u16, i32), event_time: i64, now: Instant) {
-        let clock = self.partitions.entry(key).or_insert(PartitionClock { max_event: None, last_arrival: now });
+        let clock = self.partitions.entry(key).or_insert(PartitionClock {
+            max_event: None,
+            last_arrival: now,
+        });
         clock.max_event = Some(clock.max_event.map_or(event_time, |m| m.max(event_time)));
         clock.last_arrival = now;
     }
@@ -64,7 +70,8 @@ impl WatermarkTracker {
 
     /// The watermark at `now`, `None` while some active partition has no event time yet.
     pub fn watermark(&self, now: Instant) -> Option<i64> {
-        let is_active = |c: &PartitionClock| now.saturating_duration_since(c.last_arrival) < self.idle_timeout;
+        let is_active =
+            |c: &PartitionClock| now.saturating_duration_since(c.last_arrival) < self.idle_timeout;
         let mut active = self.partitions.values().filter(|c| is_active(c)).peekable();
         if active.peek().is_some() {
             let mut low = i64::MAX;
@@ -76,7 +83,8 @@ impl WatermarkTracker {
         // All idle: the stream is quiet; let event time flow with the wall clock.
         let latest = self.partitions.values().filter_map(|c| c.max_event).max()?;
         let last_arrival = self.partitions.values().map(|c| c.last_arrival).max()?;
-        let quiet = i64::try_from(now.saturating_duration_since(last_arrival).as_nanos()).unwrap_or(i64::MAX);
+        let quiet = i64::try_from(now.saturating_duration_since(last_arrival).as_nanos())
+            .unwrap_or(i64::MAX);
         Some(latest.saturating_sub(self.lateness).saturating_add(quiet))
     }
 }
@@ -93,13 +101,21 @@ mod tests {
         let mut w = WatermarkTracker::new(Duration::from_secs(2), Duration::from_secs(10));
         w.assign((0, 0), t0);
         w.assign((1, 0), t0);
-        assert_eq!(w.watermark(t0), None, "a fresh partition holds the watermark");
+        assert_eq!(
+            w.watermark(t0),
+            None,
+            "a fresh partition holds the watermark"
+        );
         w.observe((0, 0), 100 * S, t0);
         assert_eq!(w.watermark(t0), None);
         w.observe((1, 0), 50 * S, t0);
         assert_eq!(w.watermark(t0), Some(48 * S));
         w.observe((1, 0), 40 * S, t0);
-        assert_eq!(w.watermark(t0), Some(48 * S), "an older record does not move it back");
+        assert_eq!(
+            w.watermark(t0),
+            Some(48 * S),
+            "an older record does not move it back"
+        );
     }
 
     #[test]
@@ -112,7 +128,11 @@ mod tests {
         w.observe((0, 0), 120 * S, t1);
         assert_eq!(w.watermark(t1), Some(120 * S), "partition 1 is idle");
         let t2 = t1 + Duration::from_secs(15);
-        assert_eq!(w.watermark(t2), Some(135 * S), "all idle: wall clock since the last arrival");
+        assert_eq!(
+            w.watermark(t2),
+            Some(135 * S),
+            "all idle: wall clock since the last arrival"
+        );
         w.revoke((0, 0));
         w.revoke((0, 1));
         assert_eq!(w.watermark(t2), None);

@@ -15,7 +15,9 @@
 //! Serialised straight into a reusable buffer from borrowed views: no intermediate
 //! `serde_json::Value`, and the original JSON object of a JSON log is copied verbatim.
 
-use crate::model::{AttrValue, JoinedLog, LogFields, LogFormat, SpanSummary, TimestampSource, TraceContext};
+use crate::model::{
+    AttrValue, JoinedLog, LogFields, LogFormat, SpanSummary, TimestampSource, TraceContext,
+};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
@@ -166,7 +168,11 @@ pub fn encode(joined: &JoinedLog, topic_name: &str, buf: &mut Vec<u8>) {
         }
         m.serialize_entry(
             "join",
-            &Join { outcome: joined.outcome.as_str(), reason: joined.reason.as_str(), timestamp_source: log.timestamp_source },
+            &Join {
+                outcome: joined.outcome.as_str(),
+                reason: joined.reason.as_str(),
+                timestamp_source: log.timestamp_source,
+            },
         )?;
         if let Some(span) = &joined.span {
             m.serialize_entry("span", &SpanView(span))?;
@@ -175,7 +181,14 @@ pub fn encode(joined: &JoinedLog, topic_name: &str, buf: &mut Vec<u8>) {
             m.serialize_entry("trace", &TraceView(trace))?;
         }
         m.serialize_entry("log", &LogView(log.format, &log.fields))?;
-        m.serialize_entry("source", &Source { topic: topic_name, partition: log.origin.partition, offset: log.origin.offset })?;
+        m.serialize_entry(
+            "source",
+            &Source {
+                topic: topic_name,
+                partition: log.origin.partition,
+                offset: log.origin.offset,
+            },
+        )?;
         SerializeMap::end(m)
     })();
     // Serialising into a Vec cannot fail: every value is a string, number, bool or valid raw JSON.

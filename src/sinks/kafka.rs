@@ -56,7 +56,9 @@ impl KafkaSink {
         for (k, v) in &config.outputs.kafka.properties {
             c.set(k, v);
         }
-        Ok(KafkaSink { producer: c.create()? })
+        Ok(KafkaSink {
+            producer: c.create()?,
+        })
     }
 
     /// The underlying producer (for flushing at shutdown).
@@ -97,13 +99,34 @@ impl KafkaSink {
 }
 
 /// Dead-letter headers: why and where from.
-pub fn dead_letter_headers(reason_code: &str, message: &str, topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
+pub fn dead_letter_headers(
+    reason_code: &str,
+    message: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> OwnedHeaders {
     let partition = partition.to_string();
     let offset = offset.to_string();
     OwnedHeaders::new()
-        .insert(Header { key: "tracejoin.error.reason", value: Some(reason_code) })
-        .insert(Header { key: "tracejoin.error.message", value: Some(message) })
-        .insert(Header { key: "tracejoin.source.topic", value: Some(topic) })
-        .insert(Header { key: "tracejoin.source.partition", value: Some(partition.as_str()) })
-        .insert(Header { key: "tracejoin.source.offset", value: Some(offset.as_str()) })
+        .insert(Header {
+            key: "tracejoin.error.reason",
+            value: Some(reason_code),
+        })
+        .insert(Header {
+            key: "tracejoin.error.message",
+            value: Some(message),
+        })
+        .insert(Header {
+            key: "tracejoin.source.topic",
+            value: Some(topic),
+        })
+        .insert(Header {
+            key: "tracejoin.source.partition",
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: "tracejoin.source.offset",
+            value: Some(offset.as_str()),
+        })
 }

@@ -10,7 +10,9 @@
 
 use super::offsets::{OffsetTracker, PartitionKey};
 use crate::config::Config;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
@@ -33,7 +35,13 @@ impl TopicTable {
     /// From the config's inputs.
     pub fn from_config(config: &Config) -> Self {
         let mut names = vec![Arc::from(config.inputs.spans.topic.as_str())];
-        names.extend(config.inputs.logs.iter().map(|l| Arc::from(l.topic.as_str())));
+        names.extend(
+            config
+                .inputs
+                .logs
+                .iter()
+                .map(|l| Arc::from(l.topic.as_str())),
+        );
         TopicTable(names)
     }
     /// The index of a topic name.
@@ -45,7 +53,10 @@ impl TopicTable {
         self.0.get(index as usize).map_or("?", |s| s)
     }
     fn keys(&self, tpl: &TopicPartitionList) -> Vec<PartitionKey> {
-        tpl.elements().iter().filter_map(|e| Some((self.index(e.topic())?, e.partition()))).collect()
+        tpl.elements()
+            .iter()
+            .filter_map(|e| Some((self.index(e.topic())?, e.partition())))
+            .collect()
     }
 }
 
@@ -67,14 +78,23 @@ impl ConsumerContext for SourceContext {
                 let offsets = self.offsets.lock().expect("not poisoned");
                 for key in &keys {
                     if let Some(o) = offsets.committable(*key) {
-                        let _ = commit.add_partition_offset(self.topics.name(key.0), key.1, Offset::Offset(o));
+                        let _ = commit.add_partition_offset(
+                            self.topics.name(key.0),
+                            key.1,
+                            Offset::Offset(o),
+                        );
                     }
                 }
             }
             if commit.count() > 0 {
                 match consumer.commit(&commit, CommitMode::Sync) {
-                    Ok(()) => tracing::info!(partitions = commit.count(), "committed offsets of revoked partitions"),
-                    Err(e) => tracing::warn!(error = %e, "commit on revocation failed; the next owner replays from the last commit"),
+                    Ok(()) => tracing::info!(
+                        partitions = commit.count(),
+                        "committed offsets of revoked partitions"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "commit on revocation failed; the next owner replays from the last commit")
+                    }
                 }
             }
             let mut offsets = self.offsets.lock().expect("not poisoned");
@@ -116,7 +136,10 @@ pub fn subscribe(
     config: &Config,
     topics: TopicTable,
     offsets: Arc<Mutex<OffsetTracker>>,
-) -> KafkaResult<(Arc<SourceConsumer>, mpsc::UnboundedReceiver<AssignmentChange>)> {
+) -> KafkaResult<(
+    Arc<SourceConsumer>,
+    mpsc::UnboundedReceiver<AssignmentChange>,
+)> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut c = base_client_config(config);
     c.set("group.id", &config.kafka.group_id)
@@ -127,7 +150,11 @@ pub fn subscribe(
         .set_if_absent("session.timeout.ms", "10000")
         .set_if_absent("enable.partition.eof", "false");
     let names: Vec<String> = topics.0.iter().map(|t| t.to_string()).collect();
-    let consumer: SourceConsumer = c.create_with_context(SourceContext { topics, offsets, changes: tx })?;
+    let consumer: SourceConsumer = c.create_with_context(SourceContext {
+        topics,
+        offsets,
+        changes: tx,
+    })?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
     Ok((Arc::new(consumer), rx))

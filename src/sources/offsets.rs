@@ -42,12 +42,20 @@ impl OffsetTracker {
         if n == 0 {
             return;
         }
-        *self.partitions.entry(key).or_default().held.entry(offset).or_default() += n;
+        *self
+            .partitions
+            .entry(key)
+            .or_default()
+            .held
+            .entry(offset)
+            .or_default() += n;
     }
 
     /// Releases one hold on `offset`. A release for a partition no longer owned is ignored.
     pub fn release(&mut self, key: PartitionKey, offset: i64) {
-        let Some(p) = self.partitions.get_mut(&key) else { return };
+        let Some(p) = self.partitions.get_mut(&key) else {
+            return;
+        };
         if let Some(n) = p.held.get_mut(&offset) {
             *n -= 1;
             if *n == 0 {
@@ -88,7 +96,10 @@ impl OffsetTracker {
 
     /// Total holds outstanding.
     pub fn holds(&self) -> usize {
-        self.partitions.values().map(|p| p.held.values().map(|n| *n as usize).sum::<usize>()).sum()
+        self.partitions
+            .values()
+            .map(|p| p.held.values().map(|n| *n as usize).sum::<usize>())
+            .sum()
     }
 }
 

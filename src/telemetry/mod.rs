@@ -9,8 +9,8 @@ pub mod server;
 
 use crate::model::{EmitReason, JoinOutcome};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -42,19 +42,25 @@ pub struct Metrics {
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
-    registry.register(Box::new(c.clone())).expect("unique metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
     c
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry.register(Box::new(c.clone())).expect("unique metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
     c
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
-    registry.register(Box::new(g.clone())).expect("unique metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
     g
 }
 
@@ -75,16 +81,20 @@ impl Metrics {
             "Wall clock minus the join's watermark: how far event time trails real time.",
         )
         .expect("valid metric");
-        r.register(Box::new(watermark_lag.clone())).expect("unique metric");
+        r.register(Box::new(watermark_lag.clone()))
+            .expect("unique metric");
         let end_to_end_latency = Histogram::with_opts(
             HistogramOpts::new(
                 "tracejoin_end_to_end_latency_seconds",
                 "From a log's event time to the Kafka sink's acknowledgement of its enriched form.",
             )
-            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0]),
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0,
+            ]),
         )
         .expect("valid metric");
-        r.register(Box::new(end_to_end_latency.clone())).expect("unique metric");
+        r.register(Box::new(end_to_end_latency.clone()))
+            .expect("unique metric");
         Metrics {
             records_consumed: counter_vec(&r, "tracejoin_records_consumed_total", "Kafka records consumed, by topic.", &["topic"]),
             logs_emitted,
@@ -137,7 +147,9 @@ impl Metrics {
     }
     /// `n` logs left the join.
     pub fn logs_emitted(&self, outcome: JoinOutcome, reason: EmitReason, n: u64) {
-        self.logs_emitted.with_label_values(&[outcome.as_str(), reason.as_str()]).inc_by(n);
+        self.logs_emitted
+            .with_label_values(&[outcome.as_str(), reason.as_str()])
+            .inc_by(n);
     }
     /// Spans decoded, skipped for bad ids, and duplicates.
     pub fn spans(&self, decoded: u64, invalid: u64, duplicate: u64) {
@@ -147,7 +159,9 @@ impl Metrics {
     }
     /// A record was dead-lettered.
     pub fn dead_lettered(&self, source_topic: &str, reason: &str) {
-        self.dead_lettered.with_label_values(&[source_topic, reason]).inc();
+        self.dead_lettered
+            .with_label_values(&[source_topic, reason])
+            .inc();
     }
     /// A record was acknowledged by Kafka.
     pub fn produced(&self, topic: &str) {
@@ -173,15 +187,23 @@ impl Metrics {
     }
     /// A record's event time was replaced (`kafka`: none found; `clamped_future`: too far ahead).
     pub fn timestamp_adjusted(&self, source: &str, n: u64) {
-        self.timestamps_adjusted.with_label_values(&[source]).inc_by(n);
+        self.timestamps_adjusted
+            .with_label_values(&[source])
+            .inc_by(n);
     }
     /// An offset commit was sent (or failed).
     pub fn commit(&self, ok: bool) {
-        if ok { self.commits.inc() } else { self.commit_failures.inc() }
+        if ok {
+            self.commits.inc()
+        } else {
+            self.commit_failures.inc()
+        }
     }
     /// The offset committed for a partition.
     pub fn committed_offset(&self, topic: &str, partition: i32, offset: i64) {
-        self.committed_offset.with_label_values(&[topic, &partition.to_string()]).set(offset);
+        self.committed_offset
+            .with_label_values(&[topic, &partition.to_string()])
+            .set(offset);
     }
     /// Records waiting for acknowledgement, and whether consumption is paused.
     pub fn in_flight(&self, n: usize, paused: bool) {
@@ -194,7 +216,9 @@ impl Metrics {
     }
     /// A keyed record on the wrong partition for its key.
     pub fn partition_key_mismatch(&self, topic: &str) {
-        self.partition_key_mismatch.with_label_values(&[topic]).inc();
+        self.partition_key_mismatch
+            .with_label_values(&[topic])
+            .inc();
     }
 }
 

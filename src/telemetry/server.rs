@@ -45,15 +45,29 @@ impl Health {
 }
 
 async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], h.render())
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        h.render(),
+    )
 }
 
 async fn ready_handler(State(h): State<Health>) -> impl IntoResponse {
-    if h.is_ready() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready: no partitions assigned\n") }
+    if h.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no partitions assigned\n",
+        )
+    }
 }
 
 /// Binds `addr` and serves until `shutdown`; returns the bound address (port 0 picks one).
-pub async fn serve(addr: SocketAddr, health: Health, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
+pub async fn serve(
+    addr: SocketAddr,
+    health: Health,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
@@ -62,7 +76,9 @@ pub async fn serve(addr: SocketAddr, health: Health, shutdown: CancellationToken
         .route("/readyz", get(ready_handler))
         .with_state(health);
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
     });
     Ok(bound)
 }

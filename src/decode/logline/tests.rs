@@ -3,7 +3,11 @@ use crate::decode::rules::ExtractRules;
 
 const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const S: &str = "00f067aa0ba902b7";
-const ORIGIN: Origin = Origin { topic: 1, partition: 0, offset: 7 };
+const ORIGIN: Origin = Origin {
+    topic: 1,
+    partition: 0,
+    offset: 7,
+};
 const KAFKA_TS: i64 = 42;
 
 fn decoder() -> LogDecoder {
@@ -12,14 +16,24 @@ fn decoder() -> LogDecoder {
 
 fn one(line: &str, format: InputLogFormat) -> LogEvent {
     let mut out = Vec::new();
-    decoder().decode(Bytes::copy_from_slice(line.as_bytes()), format, ORIGIN, KAFKA_TS, &mut out).unwrap();
+    decoder()
+        .decode(
+            Bytes::copy_from_slice(line.as_bytes()),
+            format,
+            ORIGIN,
+            KAFKA_TS,
+            &mut out,
+        )
+        .unwrap();
     assert_eq!(out.len(), 1, "{out:?}");
     out.pop().unwrap()
 }
 
 #[test]
 fn json_line_with_otel_fields() {
-    let line = format!(r#"{{"timestamp":"2023-11-14T22:13:20.123Z","level":"ERROR","message":"db timeout","trace_id":"{T}","span_id":"{S}","service":"checkout"}}"#);
+    let line = format!(
+        r#"{{"timestamp":"2023-11-14T22:13:20.123Z","level":"ERROR","message":"db timeout","trace_id":"{T}","span_id":"{S}","service":"checkout"}}"#
+    );
     let ev = one(&line, InputLogFormat::Auto);
     assert_eq!(ev.format, LogFormat::Json);
     assert_eq!(ev.trace_id.unwrap().to_string(), T);
@@ -37,36 +51,59 @@ fn json_line_with_otel_fields() {
 
 #[test]
 fn json_nested_paths_datadog_numbers_and_traceparent() {
-    let ev = one(&format!(r#"{{"msg":"x","trace":{{"id":"{T}"}}}}"#), InputLogFormat::Json);
+    let ev = one(
+        &format!(r#"{{"msg":"x","trace":{{"id":"{T}"}}}}"#),
+        InputLogFormat::Json,
+    );
     assert_eq!(ev.trace_id.unwrap().to_string(), T);
-    let ev = one(r#"{"msg":"x","dd.trace_id":1234567890123456789,"dd.span_id":"42"}"#, InputLogFormat::Json);
-    assert_eq!(ev.trace_id.unwrap().to_string(), format!("{:032x}", 1234567890123456789u64));
+    let ev = one(
+        r#"{"msg":"x","dd.trace_id":1234567890123456789,"dd.span_id":"42"}"#,
+        InputLogFormat::Json,
+    );
+    assert_eq!(
+        ev.trace_id.unwrap().to_string(),
+        format!("{:032x}", 1234567890123456789u64)
+    );
     assert_eq!(ev.span_id.unwrap().to_string(), format!("{:016x}", 42));
-    let ev = one(&format!(r#"{{"msg":"x","traceparent":"00-{T}-{S}-01"}}"#), InputLogFormat::Json);
+    let ev = one(
+        &format!(r#"{{"msg":"x","traceparent":"00-{T}-{S}-01"}}"#),
+        InputLogFormat::Json,
+    );
     assert_eq!(ev.trace_id.unwrap().to_string(), T);
     assert_eq!(ev.span_id.unwrap().to_string(), S);
 }
 
 #[test]
 fn json_without_ids_falls_back_to_message_regex_and_kafka_time() {
-    let ev = one(&format!(r#"{{"message":"failed trace_id={T} retrying"}}"#), InputLogFormat::Json);
+    let ev = one(
+        &format!(r#"{{"message":"failed trace_id={T} retrying"}}"#),
+        InputLogFormat::Json,
+    );
     assert_eq!(ev.trace_id.unwrap().to_string(), T);
     assert_eq!(ev.timestamp_unix_nanos, KAFKA_TS);
     assert_eq!(ev.timestamp_source, TimestampSource::Kafka);
-    let ev = one(r#"{"message":"no ids","trace_id":"00000000000000000000000000000000"}"#, InputLogFormat::Json);
+    let ev = one(
+        r#"{"message":"no ids","trace_id":"00000000000000000000000000000000"}"#,
+        InputLogFormat::Json,
+    );
     assert!(ev.trace_id.is_none());
 }
 
 #[test]
 fn escaped_keys_and_values() {
-    let ev = one(&format!(r#"{{"mes\u0073age":"a \"quoted\" word","trace_id":"{T}"}}"#), InputLogFormat::Json);
+    let ev = one(
+        &format!(r#"{{"mes\u0073age":"a \"quoted\" word","trace_id":"{T}"}}"#),
+        InputLogFormat::Json,
+    );
     assert_eq!(&*ev.body, "a \"quoted\" word");
 }
 
 #[test]
 fn logfmt_line() {
     let ev = one(
-        &format!(r#"ts=2023-11-14T22:13:20.123Z level=warn msg="slow \"query\"" trace_id={T} span_id={S} service=payments"#),
+        &format!(
+            r#"ts=2023-11-14T22:13:20.123Z level=warn msg="slow \"query\"" trace_id={T} span_id={S} service=payments"#
+        ),
         InputLogFormat::Auto,
     );
     assert_eq!(ev.format, LogFormat::Logfmt);
@@ -89,7 +126,10 @@ fn text_lines() {
     assert_eq!(&*ev.body, line);
     assert_eq!(ev.timestamp_unix_nanos, 1_700_000_000_123_000_000);
 
-    let ev = one(&format!("GET /cart 500 traceparent: 00-{T}-{S}-01"), InputLogFormat::Text);
+    let ev = one(
+        &format!("GET /cart 500 traceparent: 00-{T}-{S}-01"),
+        InputLogFormat::Text,
+    );
     assert_eq!(ev.trace_id.unwrap().to_string(), T);
     assert_eq!(ev.span_id.unwrap().to_string(), S);
 
@@ -103,21 +143,51 @@ fn bad_records_are_errors_with_codes() {
     let mut d = decoder();
     let mut out = Vec::new();
     let err = |d: &mut LogDecoder, out: &mut Vec<LogEvent>, b: &[u8], f| {
-        d.decode(Bytes::copy_from_slice(b), f, ORIGIN, 0, out).unwrap_err().code()
+        d.decode(Bytes::copy_from_slice(b), f, ORIGIN, 0, out)
+            .unwrap_err()
+            .code()
     };
     assert_eq!(err(&mut d, &mut out, b"", InputLogFormat::Auto), "empty");
-    assert_eq!(err(&mut d, &mut out, b"   \n", InputLogFormat::Text), "empty");
-    assert_eq!(err(&mut d, &mut out, b"{\"a\":", InputLogFormat::Json), "invalid_json");
-    assert_eq!(err(&mut d, &mut out, b"\xff\xfe\x00garbage", InputLogFormat::Auto), "invalid_protobuf");
-    assert_eq!(err(&mut d, &mut out, b"caf\xc3", InputLogFormat::Text), "invalid_utf8");
-    assert_eq!(err(&mut d, &mut out, b"\x0a\x05\x0a\x03", InputLogFormat::OtlpProto), "invalid_protobuf");
+    assert_eq!(
+        err(&mut d, &mut out, b"   \n", InputLogFormat::Text),
+        "empty"
+    );
+    assert_eq!(
+        err(&mut d, &mut out, b"{\"a\":", InputLogFormat::Json),
+        "invalid_json"
+    );
+    assert_eq!(
+        err(
+            &mut d,
+            &mut out,
+            b"\xff\xfe\x00garbage",
+            InputLogFormat::Auto
+        ),
+        "invalid_protobuf"
+    );
+    assert_eq!(
+        err(&mut d, &mut out, b"caf\xc3", InputLogFormat::Text),
+        "invalid_utf8"
+    );
+    assert_eq!(
+        err(
+            &mut d,
+            &mut out,
+            b"\x0a\x05\x0a\x03",
+            InputLogFormat::OtlpProto
+        ),
+        "invalid_protobuf"
+    );
     assert!(out.is_empty());
 }
 
 #[test]
 fn logfmt_parser_edge_cases() {
     let pairs = parse_logfmt(r#"a=1 b="two words" c= d e="esc\"aped" f="unterminated"#);
-    let flat: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let flat: Vec<(String, String)> = pairs
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     assert_eq!(
         flat,
         vec![

@@ -113,9 +113,17 @@ struct JsonAnyValue {
     string_value: Option<String>,
     #[serde(alias = "bool_value", rename = "boolValue")]
     bool_value: Option<bool>,
-    #[serde(alias = "int_value", rename = "intValue", deserialize_with = "opt_int64")]
+    #[serde(
+        alias = "int_value",
+        rename = "intValue",
+        deserialize_with = "opt_int64"
+    )]
     int_value: Option<i64>,
-    #[serde(alias = "double_value", rename = "doubleValue", deserialize_with = "opt_float64")]
+    #[serde(
+        alias = "double_value",
+        rename = "doubleValue",
+        deserialize_with = "opt_float64"
+    )]
     double_value: Option<f64>,
     #[serde(alias = "bytes_value", rename = "bytesValue")]
     bytes_value: Option<String>,
@@ -156,7 +164,10 @@ struct JsonKeyValue {
 
 fn key_values(kvs: Vec<JsonKeyValue>) -> Vec<wire::KeyValue> {
     kvs.into_iter()
-        .map(|kv| wire::KeyValue { key: kv.key, value: kv.value.map(Into::into) })
+        .map(|kv| wire::KeyValue {
+            key: kv.key,
+            value: kv.value.map(Into::into),
+        })
         .collect()
 }
 
@@ -190,15 +201,27 @@ struct JsonSpan {
     trace_id: Bytes,
     #[serde(alias = "span_id", rename = "spanId", deserialize_with = "hex_bytes")]
     span_id: Bytes,
-    #[serde(alias = "parent_span_id", rename = "parentSpanId", deserialize_with = "hex_bytes")]
+    #[serde(
+        alias = "parent_span_id",
+        rename = "parentSpanId",
+        deserialize_with = "hex_bytes"
+    )]
     parent_span_id: Bytes,
     #[serde(deserialize_with = "string_bytes")]
     name: Bytes,
     #[serde(deserialize_with = "span_kind")]
     kind: i32,
-    #[serde(alias = "start_time_unix_nano", rename = "startTimeUnixNano", deserialize_with = "uint64")]
+    #[serde(
+        alias = "start_time_unix_nano",
+        rename = "startTimeUnixNano",
+        deserialize_with = "uint64"
+    )]
     start_time_unix_nano: u64,
-    #[serde(alias = "end_time_unix_nano", rename = "endTimeUnixNano", deserialize_with = "uint64")]
+    #[serde(
+        alias = "end_time_unix_nano",
+        rename = "endTimeUnixNano",
+        deserialize_with = "uint64"
+    )]
     end_time_unix_nano: u64,
     attributes: Vec<JsonKeyValue>,
     events: Vec<JsonEvent>,
@@ -226,13 +249,17 @@ struct JsonTraces {
 }
 
 /// Parses an OTLP/JSON `ExportTraceServiceRequest` into the lean wire types.
-pub fn traces_from_json(bytes: &[u8]) -> Result<wire::ExportTraceServiceRequest, serde_json::Error> {
+pub fn traces_from_json(
+    bytes: &[u8],
+) -> Result<wire::ExportTraceServiceRequest, serde_json::Error> {
     let doc: JsonTraces = serde_json::from_slice(bytes)?;
     let resource_spans = doc
         .resource_spans
         .into_iter()
         .map(|rs| wire::ResourceSpans {
-            resource: rs.resource.map(|r| wire::Resource { attributes: key_values(r.attributes) }),
+            resource: rs.resource.map(|r| wire::Resource {
+                attributes: key_values(r.attributes),
+            }),
             scope_spans: rs
                 .scope_spans
                 .into_iter()
@@ -252,9 +279,15 @@ pub fn traces_from_json(bytes: &[u8]) -> Result<wire::ExportTraceServiceRequest,
                             events: s
                                 .events
                                 .into_iter()
-                                .map(|e| wire::Event { name: e.name, attributes: key_values(e.attributes) })
+                                .map(|e| wire::Event {
+                                    name: e.name,
+                                    attributes: key_values(e.attributes),
+                                })
                                 .collect(),
-                            status: s.status.map(|st| wire::Status { message: st.message, code: st.code }),
+                            status: s.status.map(|st| wire::Status {
+                                message: st.message,
+                                code: st.code,
+                            }),
                         })
                         .collect(),
                 })
@@ -267,13 +300,29 @@ pub fn traces_from_json(bytes: &[u8]) -> Result<wire::ExportTraceServiceRequest,
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct JsonLogRecord {
-    #[serde(alias = "time_unix_nano", rename = "timeUnixNano", deserialize_with = "uint64")]
+    #[serde(
+        alias = "time_unix_nano",
+        rename = "timeUnixNano",
+        deserialize_with = "uint64"
+    )]
     time_unix_nano: u64,
-    #[serde(alias = "observed_time_unix_nano", rename = "observedTimeUnixNano", deserialize_with = "uint64")]
+    #[serde(
+        alias = "observed_time_unix_nano",
+        rename = "observedTimeUnixNano",
+        deserialize_with = "uint64"
+    )]
     observed_time_unix_nano: u64,
-    #[serde(alias = "severity_number", rename = "severityNumber", deserialize_with = "severity_number")]
+    #[serde(
+        alias = "severity_number",
+        rename = "severityNumber",
+        deserialize_with = "severity_number"
+    )]
     severity_number: i32,
-    #[serde(alias = "severity_text", rename = "severityText", deserialize_with = "string_bytes")]
+    #[serde(
+        alias = "severity_text",
+        rename = "severityText",
+        deserialize_with = "string_bytes"
+    )]
     severity_text: Bytes,
     body: Option<JsonAnyValue>,
     attributes: Vec<JsonKeyValue>,
@@ -311,7 +360,9 @@ pub fn logs_from_json(bytes: &[u8]) -> Result<wire::ExportLogsServiceRequest, se
         .resource_logs
         .into_iter()
         .map(|rl| wire::ResourceLogs {
-            resource: rl.resource.map(|r| wire::Resource { attributes: key_values(r.attributes) }),
+            resource: rl.resource.map(|r| wire::Resource {
+                attributes: key_values(r.attributes),
+            }),
             scope_logs: rl
                 .scope_logs
                 .into_iter()

@@ -71,31 +71,47 @@ impl SpanDecoder {
     pub fn new(keep_attributes: &[String], interner_cap: usize) -> Self {
         let mut interner = Interner::new(interner_cap);
         let keep_attributes = keep_attributes.iter().map(|k| interner.intern(k)).collect();
-        SpanDecoder { interner, keep_attributes }
+        SpanDecoder {
+            interner,
+            keep_attributes,
+        }
     }
 
     /// Decodes an OTLP protobuf record, appending its spans to `out`.
-    pub fn decode_proto(&mut self, record: Bytes, out: &mut Vec<SpanSummary>) -> Result<SpanBatchStats, DecodeError> {
+    pub fn decode_proto(
+        &mut self,
+        record: Bytes,
+        out: &mut Vec<SpanSummary>,
+    ) -> Result<SpanBatchStats, DecodeError> {
         let req = wire::ExportTraceServiceRequest::decode(record).map_err(DecodeError::Protobuf)?;
         Ok(self.convert(&req, out))
     }
 
     /// Decodes an OTLP/JSON record, appending its spans to `out`.
-    pub fn decode_json(&mut self, record: &[u8], out: &mut Vec<SpanSummary>) -> Result<SpanBatchStats, DecodeError> {
+    pub fn decode_json(
+        &mut self,
+        record: &[u8],
+        out: &mut Vec<SpanSummary>,
+    ) -> Result<SpanBatchStats, DecodeError> {
         let req = json::traces_from_json(record).map_err(DecodeError::Json)?;
         Ok(self.convert(&req, out))
     }
 
-    fn convert(&mut self, req: &wire::ExportTraceServiceRequest, out: &mut Vec<SpanSummary>) -> SpanBatchStats {
+    fn convert(
+        &mut self,
+        req: &wire::ExportTraceServiceRequest,
+        out: &mut Vec<SpanSummary>,
+    ) -> SpanBatchStats {
         let mut stats = SpanBatchStats::default();
         for rs in &req.resource_spans {
             let service = service_of(rs.resource.as_ref(), &mut self.interner);
             for ss in &rs.scope_spans {
                 out.reserve(ss.spans.len());
                 for span in &ss.spans {
-                    let (Some(trace_id), Some(span_id)) =
-                        (trace_id_from_bytes(&span.trace_id), span_id_from_bytes(&span.span_id))
-                    else {
+                    let (Some(trace_id), Some(span_id)) = (
+                        trace_id_from_bytes(&span.trace_id),
+                        span_id_from_bytes(&span.span_id),
+                    ) else {
                         stats.invalid_ids += 1;
                         continue;
                     };
@@ -104,7 +120,10 @@ impl SpanDecoder {
                         .keep_attributes
                         .iter()
                         .filter_map(|key| {
-                            let kv = span.attributes.iter().find(|kv| kv.key.as_ref() == key.as_bytes())?;
+                            let kv = span
+                                .attributes
+                                .iter()
+                                .find(|kv| kv.key.as_ref() == key.as_bytes())?;
                             Some((key.clone(), attr_value(kv.value.as_ref()?)?))
                         })
                         .collect();
@@ -112,9 +131,15 @@ impl SpanDecoder {
                         .events
                         .iter()
                         .find(|e| e.name.as_ref() == b"exception")
-                        .and_then(|e| e.attributes.iter().find(|kv| kv.key.as_ref() == b"exception.type"))
+                        .and_then(|e| {
+                            e.attributes
+                                .iter()
+                                .find(|kv| kv.key.as_ref() == b"exception.type")
+                        })
                         .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                            wire::any_value::Value::StringValue(s) => Some(self.interner.intern(utf8(s))),
+                            wire::any_value::Value::StringValue(s) => {
+                                Some(self.interner.intern(utf8(s)))
+                            }
                             _ => None,
                         });
                     out.push(SpanSummary {
@@ -158,11 +183,12 @@ pub fn otlp_logs(
         let service = service_of(rl.resource.as_ref(), interner);
         for sl in &rl.scope_logs {
             for rec in &sl.log_records {
-                let (timestamp_unix_nanos, timestamp_source) = match (rec.time_unix_nano, rec.observed_time_unix_nano) {
-                    (0, 0) => (fallback_nanos, TimestampSource::Kafka),
-                    (0, observed) => (clamp_nanos(observed), TimestampSource::Record),
-                    (t, _) => (clamp_nanos(t), TimestampSource::Record),
-                };
+                let (timestamp_unix_nanos, timestamp_source) =
+                    match (rec.time_unix_nano, rec.observed_time_unix_nano) {
+                        (0, 0) => (fallback_nanos, TimestampSource::Kafka),
+                        (0, observed) => (clamp_nanos(observed), TimestampSource::Record),
+                        (t, _) => (clamp_nanos(t), TimestampSource::Record),
+                    };
                 let severity = if rec.severity_text.is_empty() {
                     severity_from_number(rec.severity_number).map(Into::into)
                 } else {
@@ -186,7 +212,11 @@ pub fn otlp_logs(
                     severity,
                     body,
                     service: Some(service.clone()),
-                    fields: if attributes.is_empty() { LogFields::None } else { LogFields::Attributes(attributes) },
+                    fields: if attributes.is_empty() {
+                        LogFields::None
+                    } else {
+                        LogFields::Attributes(attributes)
+                    },
                     format,
                     origin,
                 });

@@ -4,10 +4,15 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
 
 fn kv(k: &str, v: any_value::Value) -> KeyValue {
-    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }) }
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+    }
 }
 
 fn full_request() -> FullRequest {
@@ -20,37 +25,65 @@ fn full_request() -> FullRequest {
         start_time_unix_nano: 1_000,
         end_time_unix_nano: 5_000,
         attributes: vec![
-            kv("http.route", any_value::Value::StringValue("/cart/{id}".into())),
-            kv("http.response.status_code", any_value::Value::IntValue(if err { 503 } else { 200 })),
+            kv(
+                "http.route",
+                any_value::Value::StringValue("/cart/{id}".into()),
+            ),
+            kv(
+                "http.response.status_code",
+                any_value::Value::IntValue(if err { 503 } else { 200 }),
+            ),
             kv("ignored", any_value::Value::BoolValue(true)),
         ],
         events: if err {
             vec![span::Event {
                 name: "exception".into(),
-                attributes: vec![kv("exception.type", any_value::Value::StringValue("TimeoutError".into()))],
+                attributes: vec![kv(
+                    "exception.type",
+                    any_value::Value::StringValue("TimeoutError".into()),
+                )],
                 ..Default::default()
             }]
         } else {
             vec![]
         },
         status: Some(Status {
-            code: if err { status::StatusCode::Error } else { status::StatusCode::Ok } as i32,
-            message: if err { "upstream timeout".into() } else { String::new() },
+            code: if err {
+                status::StatusCode::Error
+            } else {
+                status::StatusCode::Ok
+            } as i32,
+            message: if err {
+                "upstream timeout".into()
+            } else {
+                String::new()
+            },
         }),
-        links: vec![span::Link { trace_id: vec![9; 16], span_id: vec![9; 8], ..Default::default() }],
+        links: vec![span::Link {
+            trace_id: vec![9; 16],
+            span_id: vec![9; 8],
+            ..Default::default()
+        }],
         ..Default::default()
     };
     FullRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", any_value::Value::StringValue("checkout".into()))],
+                attributes: vec![kv(
+                    "service.name",
+                    any_value::Value::StringValue("checkout".into()),
+                )],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans {
                 spans: vec![
                     span(1, 0, "POST /cart", span::SpanKind::Server, true),
                     span(2, 1, "SELECT", span::SpanKind::Client, false),
-                    Span { trace_id: vec![0; 16], span_id: vec![3; 8], ..Default::default() },
+                    Span {
+                        trace_id: vec![0; 16],
+                        span_id: vec![3; 8],
+                        ..Default::default()
+                    },
                 ],
                 ..Default::default()
             }],
@@ -68,8 +101,13 @@ fn lean_decode_matches_opentelemetry_proto() {
     let full = full_request();
     let bytes = Bytes::from(full.encode_to_vec());
     let mut out = Vec::new();
-    let stats = SpanDecoder::new(&keep(), 100).decode_proto(bytes, &mut out).unwrap();
-    assert_eq!(stats.invalid_ids, 1, "the all-zero trace id is skipped and counted");
+    let stats = SpanDecoder::new(&keep(), 100)
+        .decode_proto(bytes, &mut out)
+        .unwrap();
+    assert_eq!(
+        stats.invalid_ids, 1,
+        "the all-zero trace id is skipped and counted"
+    );
     assert_eq!(out.len(), 2);
     let (server, client) = (&out[0], &out[1]);
     let src = &full.resource_spans[0].scope_spans[0].spans[0];
@@ -83,13 +121,22 @@ fn lean_decode_matches_opentelemetry_proto() {
     assert_eq!(server.status_message.as_deref(), Some("upstream timeout"));
     assert_eq!(server.exception_type.as_deref(), Some("TimeoutError"));
     assert_eq!(server.duration_nanos(), 4_000);
-    assert_eq!(server.attribute("http.route"), Some(&AttrValue::Str("/cart/{id}".into())));
-    assert_eq!(server.attribute("http.response.status_code"), Some(&AttrValue::Int(503)));
+    assert_eq!(
+        server.attribute("http.route"),
+        Some(&AttrValue::Str("/cart/{id}".into()))
+    );
+    assert_eq!(
+        server.attribute("http.response.status_code"),
+        Some(&AttrValue::Int(503))
+    );
     assert_eq!(server.attribute("ignored"), None);
     assert_eq!(client.parent_span_id.unwrap().0, [1; 8]);
     assert_eq!(client.kind, SpanKind::Client);
     assert_eq!(client.status, StatusCode::Ok);
-    assert!(Arc::ptr_eq(&server.service, &client.service), "service names are interned");
+    assert!(
+        Arc::ptr_eq(&server.service, &client.service),
+        "service names are interned"
+    );
 }
 
 #[test]
@@ -107,7 +154,9 @@ fn json_decode_matches_proto_decode() {
          "attributes":[{"key":"http.route","value":{"stringValue":"/cart/{id}"}},{"key":"http.response.status_code","value":{"intValue":200}}],
          "status":{"code":1}}]}]}]}"#;
     let mut from_json = Vec::new();
-    SpanDecoder::new(&keep(), 100).decode_json(json.as_bytes(), &mut from_json).unwrap();
+    SpanDecoder::new(&keep(), 100)
+        .decode_json(json.as_bytes(), &mut from_json)
+        .unwrap();
     let mut from_proto = Vec::new();
     SpanDecoder::new(&keep(), 100)
         .decode_proto(Bytes::from(full_request().encode_to_vec()), &mut from_proto)
@@ -119,8 +168,17 @@ fn json_decode_matches_proto_decode() {
 fn garbage_is_an_error_not_a_panic() {
     let mut d = SpanDecoder::new(&keep(), 100);
     let mut out = Vec::new();
-    for bad in [&b"\x0a\xff\xff\xff\xff\x0f"[..], b"\x0a\x05\x12\x03\x0a", b"{\"resourceSpans\": 3}", b"\xde\xad\xbe\xef"] {
-        let r = if bad[0] == b'{' { d.decode_json(bad, &mut out) } else { d.decode_proto(Bytes::copy_from_slice(bad), &mut out) };
+    for bad in [
+        &b"\x0a\xff\xff\xff\xff\x0f"[..],
+        b"\x0a\x05\x12\x03\x0a",
+        b"{\"resourceSpans\": 3}",
+        b"\xde\xad\xbe\xef",
+    ] {
+        let r = if bad[0] == b'{' {
+            d.decode_json(bad, &mut out)
+        } else {
+            d.decode_proto(Bytes::copy_from_slice(bad), &mut out)
+        };
         assert!(r.is_err(), "{bad:?}");
     }
     assert!(out.is_empty());
@@ -131,7 +189,10 @@ fn otlp_logs_carry_ids_severity_and_service() {
     let req = FullLogsRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", any_value::Value::StringValue("payments".into()))],
+                attributes: vec![kv(
+                    "service.name",
+                    any_value::Value::StringValue("payments".into()),
+                )],
                 ..Default::default()
             }),
             scope_logs: vec![ScopeLogs {
@@ -140,13 +201,21 @@ fn otlp_logs_carry_ids_severity_and_service() {
                         time_unix_nano: 0,
                         observed_time_unix_nano: 77,
                         severity_number: 17,
-                        body: Some(AnyValue { value: Some(any_value::Value::StringValue("card declined".into())) }),
-                        attributes: vec![kv("code.function", any_value::Value::StringValue("charge".into()))],
+                        body: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("card declined".into())),
+                        }),
+                        attributes: vec![kv(
+                            "code.function",
+                            any_value::Value::StringValue("charge".into()),
+                        )],
                         trace_id: vec![7; 16],
                         span_id: vec![1; 8],
                         ..Default::default()
                     },
-                    LogRecord { severity_text: "INFO".into(), ..Default::default() },
+                    LogRecord {
+                        severity_text: "INFO".into(),
+                        ..Default::default()
+                    },
                 ],
                 ..Default::default()
             }],
@@ -155,8 +224,19 @@ fn otlp_logs_carry_ids_severity_and_service() {
     };
     let wire = wire::ExportLogsServiceRequest::decode(Bytes::from(req.encode_to_vec())).unwrap();
     let mut out = Vec::new();
-    let origin = Origin { topic: 1, partition: 2, offset: 3 };
-    otlp_logs(&wire, LogFormat::OtlpProto, origin, 99, &mut Interner::new(10), &mut out);
+    let origin = Origin {
+        topic: 1,
+        partition: 2,
+        offset: 3,
+    };
+    otlp_logs(
+        &wire,
+        LogFormat::OtlpProto,
+        origin,
+        99,
+        &mut Interner::new(10),
+        &mut out,
+    );
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].trace_id.unwrap().0, [7; 16]);
     assert_eq!(out[0].span_id.unwrap().0, [1; 8]);

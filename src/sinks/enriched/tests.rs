@@ -27,9 +27,15 @@ fn joined() -> JoinedLog {
             severity: Some("ERROR".into()),
             body: "declined".into(),
             service: Some("payments".into()),
-            fields: LogFields::RawJson(serde_json::value::RawValue::from_string(raw.into()).unwrap()),
+            fields: LogFields::RawJson(
+                serde_json::value::RawValue::from_string(raw.into()).unwrap(),
+            ),
             format: LogFormat::Json,
-            origin: Origin { topic: 1, partition: 2, offset: 17 },
+            origin: Origin {
+                topic: 1,
+                partition: 2,
+                offset: 17,
+            },
         },
         outcome: JoinOutcome::MatchedSpan,
         reason: EmitReason::SpanArrived,
@@ -50,12 +56,19 @@ fn golden_enriched_json() {
     let mut buf = Vec::new();
     encode(&joined(), "app_logs", &mut buf);
     let got: serde_json::Value = serde_json::from_slice(&buf).unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/enriched_matched_span.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/enriched_matched_span.json");
     if std::env::var_os("TRACEJOIN_BLESS").is_some() {
         std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
     }
-    let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(got, want, "got:\n{}", serde_json::to_string_pretty(&got).unwrap());
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        got,
+        want,
+        "got:\n{}",
+        serde_json::to_string_pretty(&got).unwrap()
+    );
 }
 
 #[test]

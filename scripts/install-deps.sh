@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# System packages the build and the tests need, from Debian's archive; a no-op when present.
+#   pkg-config, libssl-dev: librdkafka's TLS support; python3-venv: the OpenTelemetry SDK env;
+#   maven + a JDK: the Kafka broker; prometheus: the real Prometheus the metrics tests scrape.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+need=()
+command -v pkg-config >/dev/null || need+=(pkg-config)
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v mvn >/dev/null || need+=(maven)
+command -v java >/dev/null || need+=(default-jre-headless)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v cmake >/dev/null || need+=(cmake)
+if [ ${#need[@]} -gt 0 ]; then
+  log "apt-get install ${need[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+if ! command -v cargo >/dev/null; then
+  log "cargo is missing: install Rust with rustup (https://rustup.rs), then re-run"; exit 1
+fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >&2 || true

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what it needs, starts the real services on
+# 127.0.0.1 (Apache Kafka in KRaft mode, …), runs every test, and stops the services again.
+# Downloads and builds are cached outside the clone ($TRACEJOIN_CACHE, default ~/.cache/tracejoin).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+started=$(date +%s)
+
+log "installing what the tests need"
+scripts/install-deps.sh
+scripts/kafka.sh install
+TRACEJOIN_PYTHON="$(scripts/python-env.sh)"
+export TRACEJOIN_PYTHON
+
+run_dir="$(mktemp -d "${TMPDIR:-/tmp}/tracejoin-test.XXXXXX")"
+cleanup() {
+  scripts/kafka.sh stop "$run_dir/kafka" || true
+  rm -rf "$run_dir"
+}
+trap cleanup EXIT
+
+log "starting Apache Kafka"
+TRACEJOIN_KAFKA_BOOTSTRAP="$(scripts/kafka.sh start "$run_dir/kafka" | sed -n 's/^BOOTSTRAP=//p')"
+export TRACEJOIN_KAFKA_BOOTSTRAP
+log "kafka at $TRACEJOIN_KAFKA_BOOTSTRAP"
+
+log "cargo fmt --check"
+cargo fmt --check
+log "cargo test (release profile: the same build the demo and benches use)"
+cargo test --release --all-targets -- --test-threads 2
+log "suite finished in $(( $(date +%s) - started )) s"

@@ -1,0 +1,229 @@
+//! Shared by the integration tests: the real broker's address, topic set-up, producing,
+//! consuming, and running the pipeline in the background.
+//!
+//! The broker is started by `scripts/test.sh` (a real Apache Kafka in KRaft mode on 127.0.0.1)
+//! and named by `TRACEJOIN_KAFKA_BOOTSTRAP`. Without it these tests fail: a missing broker must
+//! fail the suite, not pass it.
+
+#![allow(dead_code, unreachable_pub)]
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::ClientConfig;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracejoin::config::Config;
+use tracejoin::pipeline::Hooks;
+use tracejoin::telemetry::server::Health;
+
+pub fn bootstrap() -> String {
+    std::env::var("TRACEJOIN_KAFKA_BOOTSTRAP").expect(
+        "TRACEJOIN_KAFKA_BOOTSTRAP is not set: run the suite with scripts/test.sh, which starts a real Kafka broker",
+    )
+}
+
+/// A name unique to this test run.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), rand::random::<u32>())
+}
+
+pub async fn create_topics(names: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .expect("create topics");
+    for r in results {
+        if let Err((topic, e)) = r {
+            panic!("creating topic {topic}: {e}");
+        }
+    }
+}
+
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, payload: &[u8]) {
+    let mut r = FutureRecord::to(topic).payload(payload);
+    if let Some(k) = key {
+        r = r.key(k);
+    }
+    p.send(r, Timeout::After(Duration::from_secs(30)))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce");
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Record {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).expect("record is JSON")
+    }
+}
+
+/// Reads `topic` from the beginning until `want` records or `timeout`.
+pub fn consume(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    // Assigned, not subscribed: no group to join, so reading starts at once.
+    let meta = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in meta.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_string(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Record {
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers,
+                partition: m.partition(),
+                offset: m.offset(),
+            });
+        }
+    }
+    out
+}
+
+/// A test config: real broker, unique group, short windows.
+pub fn config(spans: &str, logs: &str, out: &str, dlq: &str) -> Config {
+    let mut c = Config::default();
+    c.kafka.bootstrap_servers = bootstrap();
+    c.kafka.group_id = unique("tracejoin-test");
+    c.kafka.commit_interval = Duration::from_millis(200);
+    c.kafka
+        .properties
+        .insert("session.timeout.ms".into(), "6000".into());
+    c.inputs.spans.topic = spans.into();
+    c.inputs.logs[0].topic = logs.into();
+    c.outputs.kafka.topic = out.into();
+    c.outputs.dead_letter.topic = dlq.into();
+    c.join.max_wait = Duration::from_secs(3);
+    c.join.allowed_lateness = Duration::from_millis(500);
+    c.join.idle_timeout = Duration::from_secs(2);
+    c.metrics.listen = "127.0.0.1:0".parse().unwrap();
+    c
+}
+
+/// The pipeline running in the background.
+pub struct Running {
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<(), tracejoin::pipeline::PipelineError>>,
+    pub health: Health,
+}
+
+pub fn start(config: Config) -> Running {
+    config.validate().expect("valid test config");
+    let shutdown = CancellationToken::new();
+    let health = Health::default();
+    let task = tokio::spawn(tracejoin::pipeline::run(
+        config,
+        health.clone(),
+        Hooks::default(),
+        shutdown.clone(),
+    ));
+    Running {
+        shutdown,
+        task,
+        health,
+    }
+}
+
+impl Running {
+    /// Graceful stop: drain, commit, leave the group.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("pipeline task")
+            .expect("pipeline ran without error");
+    }
+}
+
+/// Offsets committed by `group` for every partition of `topic`.
+pub fn committed(group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let c = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(|p| match c.find_partition(topic, p).map(|e| e.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+/// End (high-water) offsets of every partition of `topic`.
+pub fn end_offsets(topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("consumer");
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
+        .collect()
+}
