@@ -1,0 +1,135 @@
+//! Decode stage: OTLP span records (lean zero-copy messages vs the full generated types, the
+//! before/after of the hot-path rewrite) and log lines of every shape.
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+use std::sync::Arc;
+use tracejoin::decode::logline::{InputLogFormat, LogDecoder};
+use tracejoin::decode::otlp::SpanDecoder;
+use tracejoin::decode::rules::ExtractRules;
+use tracejoin::model::Origin;
+
+const SPANS_PER_RECORD: usize = 50;
+
+fn kv(k: &str, v: any_value::Value) -> KeyValue {
+    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }) }
+}
+
+/// A realistic record: 50 spans of 5 services with a dozen attributes each, as an SDK batch.
+fn span_record() -> Vec<u8> {
+    let services = ["frontend", "checkout", "payments", "inventory", "shipping"];
+    let resource_spans = services
+        .iter()
+        .enumerate()
+        .map(|(si, svc)| ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", any_value::Value::StringValue(svc.to_string())),
+                    kv("service.version", any_value::Value::StringValue("1.4.2".into())),
+                    kv("k8s.pod.name", any_value::Value::StringValue(format!("{svc}-7d9f-x2x{si}"))),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: (0..SPANS_PER_RECORD / services.len())
+                    .map(|i| Span {
+                        trace_id: rand::random::<[u8; 16]>().to_vec(),
+                        span_id: rand::random::<[u8; 8]>().to_vec(),
+                        parent_span_id: rand::random::<[u8; 8]>().to_vec(),
+                        name: format!("POST /api/v1/op{}", i % 7),
+                        kind: span::SpanKind::Server as i32,
+                        start_time_unix_nano: 1_700_000_000_000_000_000,
+                        end_time_unix_nano: 1_700_000_000_050_000_000,
+                        attributes: vec![
+                            kv("http.route", any_value::Value::StringValue(format!("/api/v1/op{}", i % 7))),
+                            kv("http.request.method", any_value::Value::StringValue("POST".into())),
+                            kv("http.response.status_code", any_value::Value::IntValue(200)),
+                            kv("url.full", any_value::Value::StringValue(format!("https://shop.example.com/api/v1/op{}?id={i}", i % 7))),
+                            kv("user_agent.original", any_value::Value::StringValue("Mozilla/5.0 (X11; Linux x86_64)".into())),
+                            kv("network.peer.address", any_value::Value::StringValue("10.1.2.3".into())),
+                            kv("server.address", any_value::Value::StringValue("shop.example.com".into())),
+                            kv("server.port", any_value::Value::IntValue(443)),
+                            kv("thread.id", any_value::Value::IntValue(42)),
+                            kv("code.function", any_value::Value::StringValue("handle".into())),
+                        ],
+                        status: Some(Status::default()),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest { resource_spans }.encode_to_vec()
+}
+
+fn keep() -> Vec<String> {
+    tracejoin::config::JoinConfig::default().span_attributes
+}
+
+fn spans(c: &mut Criterion) {
+    let record = span_record();
+    let mut g = c.benchmark_group("decode_spans");
+    g.throughput(Throughput::Elements(SPANS_PER_RECORD as u64));
+    g.bench_function("lean_zero_copy", |b| {
+        let mut d = SpanDecoder::new(&keep(), 10_000);
+        let mut out = Vec::with_capacity(SPANS_PER_RECORD);
+        b.iter_batched(
+            || Bytes::copy_from_slice(&record),
+            |bytes| {
+                out.clear();
+                d.decode_proto(bytes, &mut out).unwrap();
+                out.len()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // The "before": decoding into opentelemetry-proto's generated types (every string owned).
+    g.bench_function("full_generated_types", |b| {
+        b.iter_batched(
+            || Bytes::copy_from_slice(&record),
+            |bytes| ExportTraceServiceRequest::decode(bytes).unwrap().resource_spans.len(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn log_lines(c: &mut Criterion) {
+    let t = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let s = "00f067aa0ba902b7";
+    let lines = [
+        ("json", format!(r#"{{"timestamp":"2024-05-01T12:00:00.123Z","level":"ERROR","message":"payment declined for order 1234","trace_id":"{t}","span_id":"{s}","service":"payments","logger":"payments.handler","user":{{"id":7}}}}"#)),
+        ("logfmt", format!(r#"ts=2024-05-01T12:00:00.123Z level=warn service=checkout msg="slow query on accounts took 412ms" trace_id={t} span_id={s}"#)),
+        ("text", format!("2024-05-01 12:00:00.123 ERROR [payments] payment declined for order 1234 trace_id={t} span_id={s}")),
+    ];
+    let rules = Arc::new(ExtractRules::builtin().compile().unwrap());
+    let mut g = c.benchmark_group("decode_log_line");
+    g.throughput(Throughput::Elements(1));
+    for (name, line) in lines {
+        g.bench_function(name, |b| {
+            let mut d = LogDecoder::new(rules.clone(), 10_000);
+            let mut out = Vec::with_capacity(1);
+            let origin = Origin { topic: 1, partition: 0, offset: 0 };
+            b.iter_batched(
+                || Bytes::copy_from_slice(line.as_bytes()),
+                |bytes| {
+                    out.clear();
+                    d.decode(bytes, InputLogFormat::Auto, origin, 0, &mut out).unwrap();
+                    out.len()
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, spans, log_lines);
+criterion_main!(benches);
