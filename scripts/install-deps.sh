@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # System packages the build and the tests need, from Debian's archive; a no-op when present.
-#   pkg-config, libssl-dev: librdkafka's TLS support; python3-venv: the OpenTelemetry SDK env;
-#   maven + a JDK: the Kafka broker; prometheus: the real Prometheus the metrics tests scrape.
+#   scripts/install-deps.sh build   only what building tracejoin needs (the demo)
+#   scripts/install-deps.sh         that, and what the tests need
+# pkg-config, libssl-dev, g++, make: librdkafka (bundled) with TLS; python3-venv: the
+# OpenTelemetry SDK env; maven + a JDK: the Kafka broker; prometheus: the real Prometheus.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need=()
 command -v pkg-config >/dev/null || need+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
-python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-command -v mvn >/dev/null || need+=(maven)
-command -v java >/dev/null || need+=(default-jre-headless)
-command -v prometheus >/dev/null || need+=(prometheus)
-command -v cmake >/dev/null || need+=(cmake)
+command -v g++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)
+if [ "${1:-all}" != build ]; then
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+  command -v mvn >/dev/null || need+=(maven)
+  command -v java >/dev/null || need+=(default-jre-headless)
+  command -v prometheus >/dev/null || need+=(prometheus)
+  command -v go >/dev/null || need+=(golang-go)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   log "apt-get install ${need[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"

@@ -1,0 +1,47 @@
+//! Every config and rules file the project ships parses and validates: a shipped example that
+//! does not load is a bug users meet first.
+
+use std::path::Path;
+use tracejoin::config::Config;
+use tracejoin::decode::rules::ExtractRules;
+
+fn files(dir: &str, ext: &[&str]) -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| ext.iter().any(|e| x == *e)) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn shipped_tracejoin_configs_load_and_validate() {
+    let configs: Vec<_> = files("deploy", &["yaml", "yml"])
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("tracejoin"))
+        })
+        .collect();
+    assert!(!configs.is_empty(), "deploy/ ships no tracejoin config");
+    for p in configs {
+        let c = Config::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        if let Some(rules) = &c.rules.extract {
+            ExtractRules::load(rules).unwrap().compile().unwrap();
+        }
+    }
+}
+
+#[test]
+fn shipped_extraction_rules_compile() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/extract.yaml");
+    ExtractRules::load(&p).unwrap().compile().unwrap();
+}
