@@ -17,7 +17,10 @@ use tracejoin::model::Origin;
 const SPANS_PER_RECORD: usize = 50;
 
 fn kv(k: &str, v: any_value::Value) -> KeyValue {
-    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }) }
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+    }
 }
 
 /// A realistic record: 50 spans of 5 services with a dozen attributes each, as an SDK batch.
@@ -29,9 +32,18 @@ fn span_record() -> Vec<u8> {
         .map(|(si, svc)| ResourceSpans {
             resource: Some(Resource {
                 attributes: vec![
-                    kv("service.name", any_value::Value::StringValue(svc.to_string())),
-                    kv("service.version", any_value::Value::StringValue("1.4.2".into())),
-                    kv("k8s.pod.name", any_value::Value::StringValue(format!("{svc}-7d9f-x2x{si}"))),
+                    kv(
+                        "service.name",
+                        any_value::Value::StringValue(svc.to_string()),
+                    ),
+                    kv(
+                        "service.version",
+                        any_value::Value::StringValue("1.4.2".into()),
+                    ),
+                    kv(
+                        "k8s.pod.name",
+                        any_value::Value::StringValue(format!("{svc}-7d9f-x2x{si}")),
+                    ),
                 ],
                 ..Default::default()
             }),
@@ -46,16 +58,42 @@ fn span_record() -> Vec<u8> {
                         start_time_unix_nano: 1_700_000_000_000_000_000,
                         end_time_unix_nano: 1_700_000_000_050_000_000,
                         attributes: vec![
-                            kv("http.route", any_value::Value::StringValue(format!("/api/v1/op{}", i % 7))),
-                            kv("http.request.method", any_value::Value::StringValue("POST".into())),
+                            kv(
+                                "http.route",
+                                any_value::Value::StringValue(format!("/api/v1/op{}", i % 7)),
+                            ),
+                            kv(
+                                "http.request.method",
+                                any_value::Value::StringValue("POST".into()),
+                            ),
                             kv("http.response.status_code", any_value::Value::IntValue(200)),
-                            kv("url.full", any_value::Value::StringValue(format!("https://shop.example.com/api/v1/op{}?id={i}", i % 7))),
-                            kv("user_agent.original", any_value::Value::StringValue("Mozilla/5.0 (X11; Linux x86_64)".into())),
-                            kv("network.peer.address", any_value::Value::StringValue("10.1.2.3".into())),
-                            kv("server.address", any_value::Value::StringValue("shop.example.com".into())),
+                            kv(
+                                "url.full",
+                                any_value::Value::StringValue(format!(
+                                    "https://shop.example.com/api/v1/op{}?id={i}",
+                                    i % 7
+                                )),
+                            ),
+                            kv(
+                                "user_agent.original",
+                                any_value::Value::StringValue(
+                                    "Mozilla/5.0 (X11; Linux x86_64)".into(),
+                                ),
+                            ),
+                            kv(
+                                "network.peer.address",
+                                any_value::Value::StringValue("10.1.2.3".into()),
+                            ),
+                            kv(
+                                "server.address",
+                                any_value::Value::StringValue("shop.example.com".into()),
+                            ),
                             kv("server.port", any_value::Value::IntValue(443)),
                             kv("thread.id", any_value::Value::IntValue(42)),
-                            kv("code.function", any_value::Value::StringValue("handle".into())),
+                            kv(
+                                "code.function",
+                                any_value::Value::StringValue("handle".into()),
+                            ),
                         ],
                         status: Some(Status::default()),
                         ..Default::default()
@@ -94,7 +132,12 @@ fn spans(c: &mut Criterion) {
     g.bench_function("full_generated_types", |b| {
         b.iter_batched(
             || Bytes::copy_from_slice(&record),
-            |bytes| ExportTraceServiceRequest::decode(bytes).unwrap().resource_spans.len(),
+            |bytes| {
+                ExportTraceServiceRequest::decode(bytes)
+                    .unwrap()
+                    .resource_spans
+                    .len()
+            },
             BatchSize::SmallInput,
         )
     });
@@ -116,12 +159,17 @@ fn log_lines(c: &mut Criterion) {
         g.bench_function(name, |b| {
             let mut d = LogDecoder::new(rules.clone(), 10_000);
             let mut out = Vec::with_capacity(1);
-            let origin = Origin { topic: 1, partition: 0, offset: 0 };
+            let origin = Origin {
+                topic: 1,
+                partition: 0,
+                offset: 0,
+            };
             b.iter_batched(
                 || Bytes::copy_from_slice(line.as_bytes()),
                 |bytes| {
                     out.clear();
-                    d.decode(bytes, InputLogFormat::Auto, origin, 0, &mut out).unwrap();
+                    d.decode(bytes, InputLogFormat::Auto, origin, 0, &mut out)
+                        .unwrap();
                     out.len()
                 },
                 BatchSize::SmallInput,

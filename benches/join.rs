@@ -37,7 +37,11 @@ fn log_for(sp: &SpanSummary, ts: i64) -> LogEvent {
         service: None,
         fields: LogFields::None,
         format: LogFormat::Json,
-        origin: Origin { topic: 1, partition: 0, offset: 0 },
+        origin: Origin {
+            topic: 1,
+            partition: 0,
+            offset: 0,
+        },
     }
 }
 
@@ -53,7 +57,11 @@ fn join(c: &mut Criterion) {
             max_state_bytes: usize::MAX,
         });
         let mut out = JoinOutput::default();
-        let origin = Origin { topic: 0, partition: 0, offset: 0 };
+        let origin = Origin {
+            topic: 0,
+            partition: 0,
+            offset: 0,
+        };
         for t in 0..open {
             j.on_spans([span(t, t, 1_000)], origin, &mut out);
         }

@@ -15,7 +15,12 @@ use std::time::Duration;
 async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
     let python = std::env::var("TRACEJOIN_PYTHON")
         .expect("TRACEJOIN_PYTHON is not set: run the suite with scripts/test.sh, which builds the OpenTelemetry SDK venv");
-    let (spans, logs, out, dlq) = (unique("otlp_spans"), unique("otlp_logs"), unique("enriched"), unique("dlq"));
+    let (spans, logs, out, dlq) = (
+        unique("otlp_spans"),
+        unique("otlp_logs"),
+        unique("enriched"),
+        unique("dlq"),
+    );
     create_topics(&[&spans, &logs, &out, &dlq], 3).await;
     let mut cfg = config(&spans, &logs, &out, &dlq);
     cfg.join.max_wait = Duration::from_secs(5);
@@ -29,7 +34,15 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
         let (spans, logs) = (spans.clone(), logs.clone());
         move || {
             std::process::Command::new(python)
-                .args([script, "--bootstrap", &bootstrap(), "--spans-topic", &spans, "--logs-topic", &logs])
+                .args([
+                    script,
+                    "--bootstrap",
+                    &bootstrap(),
+                    "--spans-topic",
+                    &spans,
+                    "--logs-topic",
+                    &logs,
+                ])
                 .arg("--manifest")
                 .arg(&manifest_path)
                 .args(["--traces", "40", "--seed", "7"])
@@ -46,14 +59,22 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("manifest line"))
         .collect();
-    assert!(manifest.len() > 50, "the producer made too few logs: {}", manifest.len());
+    assert!(
+        manifest.len() > 50,
+        "the producer made too few logs: {}",
+        manifest.len()
+    );
     let first = tokio::task::spawn_blocking({
         let (out, n) = (out.clone(), manifest.len());
         move || consume(&out, n, Duration::from_secs(120))
     })
     .await
     .unwrap();
-    assert_eq!(first.len(), manifest.len(), "not every log came out in time");
+    assert_eq!(
+        first.len(),
+        manifest.len(),
+        "not every log came out in time"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     running.stop().await;
 
@@ -62,18 +83,31 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
     let mut got: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
     for r in &records {
         let v = r.json();
-        let id = re.captures(v["body"].as_str().unwrap_or_default()).map(|c| c[1].to_string()).expect("log_id in body");
+        let id = re
+            .captures(v["body"].as_str().unwrap_or_default())
+            .map(|c| c[1].to_string())
+            .expect("log_id in body");
         got.entry(id).or_default().push(v);
     }
     let mut outcomes: HashMap<String, usize> = HashMap::new();
     for m in &manifest {
         let id = m["log_id"].as_str().unwrap();
-        let versions = got.get(id).unwrap_or_else(|| panic!("log {id} never came out: {m}"));
-        assert_eq!(versions.len(), 1, "log {id} came out {} times", versions.len());
+        let versions = got
+            .get(id)
+            .unwrap_or_else(|| panic!("log {id} never came out: {m}"));
+        assert_eq!(
+            versions.len(),
+            1,
+            "log {id} came out {} times",
+            versions.len()
+        );
         let v = &versions[0];
         let outcome = m["expected_outcome"].as_str().unwrap();
         *outcomes.entry(outcome.to_string()).or_default() += 1;
-        assert_eq!(v["join"]["outcome"], outcome, "log {id}: manifest {m}\n got {v}");
+        assert_eq!(
+            v["join"]["outcome"], outcome,
+            "log {id}: manifest {m}\n got {v}"
+        );
         assert_eq!(v["trace_id"], m["trace_id"], "log {id}");
         match outcome {
             "matched_span" => {
@@ -82,16 +116,37 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
                 assert_eq!(v["span_id"], m["span_id"], "log {id}");
             }
             "matched_trace" => {
-                assert_eq!(v["trace"]["root_service"], m["expected_root_service"], "log {id}: {v}");
-                assert_eq!(v["trace"]["root_operation"], m["expected_root_operation"], "log {id}: {v}");
+                assert_eq!(
+                    v["trace"]["root_service"], m["expected_root_service"],
+                    "log {id}: {v}"
+                );
+                assert_eq!(
+                    v["trace"]["root_operation"], m["expected_root_operation"],
+                    "log {id}: {v}"
+                );
             }
             _ => assert!(v.get("span").is_none(), "log {id}: {v}"),
         }
-        assert_eq!(v["log"]["format"], if m["format"] == "otlp" { "otlp_proto" } else { "json" }, "log {id}");
+        assert_eq!(
+            v["log"]["format"],
+            if m["format"] == "otlp" {
+                "otlp_proto"
+            } else {
+                "json"
+            },
+            "log {id}"
+        );
     }
-    assert_eq!(got.len(), manifest.len(), "logs the producer never wrote came out");
+    assert_eq!(
+        got.len(),
+        manifest.len(),
+        "logs the producer never wrote came out"
+    );
     for o in ["matched_span", "matched_trace", "unmatched", "no_trace_id"] {
-        assert!(outcomes.get(o).copied().unwrap_or(0) > 0, "the scenario never exercised {o}: {outcomes:?}");
+        assert!(
+            outcomes.get(o).copied().unwrap_or(0) > 0,
+            "the scenario never exercised {o}: {outcomes:?}"
+        );
     }
     let _ = std::fs::remove_file(manifest_path);
 }

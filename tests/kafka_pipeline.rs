@@ -179,7 +179,10 @@ async fn joins_every_log_shape_exactly_once_on_a_real_broker() {
         ),
         (
             "text1",
-            format!("{} ERROR log_id=text1 boom trace_id={mh}", chrono::Utc::now().to_rfc3339()),
+            format!(
+                "{} ERROR log_id=text1 boom trace_id={mh}",
+                chrono::Utc::now().to_rfc3339()
+            ),
             ("matched_trace", Some("GET /home")),
         ),
         (
