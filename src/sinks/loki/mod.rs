@@ -1,0 +1,1 @@
+//! Grafana Loki sink (push API, protobuf + snappy). Being written.
