@@ -1,0 +1,418 @@
+//! RED metrics (rate, errors, duration) from spans, named and labelled like the OpenTelemetry
+//! Collector's spanmetrics connector as its Prometheus exporter renders them, so dashboards built
+//! on the connector keep working:
+//!
+//! ```text
+//! traces_span_metrics_calls_total{service_name,span_kind,span_name,status_code,<dimensions>}
+//! traces_span_metrics_duration_seconds_bucket{…,le}  _sum  _count
+//! ```
+//!
+//! Edge cases, and where this deliberately differs from the connector + exporter pair:
+//! - Which spans count is configured (`span_kinds`, default server and consumer); the connector
+//!   counts every kind. The cross-check test lists all six kinds.
+//! - Series are keyed by span, not by resource: the exporter adds `job` (`service.namespace/
+//!   service.name`), `instance` (`service.instance.id`), `otel_scope_name="spanmetricsconnector"`
+//!   and `otel_scope_version`/`otel_scope_schema_url` (empty), and the connector adds
+//!   `collector_instance_id` (a random id per Collector process, feature gate on by default).
+//!   None of these is emitted here: `job` and `instance` are the scrape target's own labels in
+//!   Prometheus, and the others are constant or random. Two instances of one service therefore
+//!   share a series here where the Collector keeps one per instance; `sum by` queries agree.
+//! - Duration is `end - start` in seconds (`0` when the end precedes the start), computed as the
+//!   connector does (`nanos as f64 / 1e9`), so a span lands in the same bucket. Buckets are
+//!   upper-inclusive (`le`): a duration equal to a bound counts in that bound's bucket.
+//! - Cardinality: at most `max_series` series per metric (calls and duration share their label
+//!   sets, so one cap serves both). A span with a new label set beyond the cap is counted in one
+//!   series whose only label is `otel_metric_overflow="true"`, as the connector does (its cap,
+//!   `aggregation_cardinality_limit`, is per resource; here it is per process). The overflow
+//!   series is not counted against the cap.
+//! - Idle series expire one by one after `series_idle_timeout` without a span (the overflow
+//!   series too), like the connector's `series_expiration`; a series that comes back starts from
+//!   zero, which Prometheus treats as a counter reset.
+//! - A span delivered twice (same trace id and span id) within the last `dedup_window` counted
+//!   spans is counted once. The connector has no such filter; the Kafka input is at-least-once.
+//! - Dimensions come from span attributes only (the decoder keeps `join.span_attributes`); the
+//!   connector falls back to resource attributes. A missing attribute leaves the label off unless
+//!   the dimension has a default. Values render as pdata's `AsString` does.
+//! - A span whose resource has no `service.name` is counted under `unknown_service` (what the
+//!   decoder reports); the connector skips such spans.
+//!
+//! Why not `CounterVec`/`HistogramVec`: per-series idle expiry needs each series' last update
+//! time, the overflow series has a different label set, and the hot path should find a series
+//! without building a `Vec<&str>` of label values. So the series live in one map behind a mutex,
+//! locked once per batch by [`RedMetrics::observe`] and once per scrape by the registry's
+//! collector, which renders them as metric families.
+
+mod config;
+mod dedup;
+mod exposition;
+mod labels;
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    connector_default_buckets, tempo_default_buckets, Dimension, RedConfig, RedError, RedNaming,
+    CONNECTOR_DEFAULT_BUCKETS_MS,
+};
+
+use crate::model::{SpanKind, SpanSummary, StatusCode};
+use dedup::Dedup;
+use prometheus::Registry;
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The identity of a series: its label values. Dimension values are encoded into one string
+/// (see `labels::encode_dimension`) so that a lookup needs no allocation.
+#[derive(Debug)]
+struct SeriesKey {
+    service: Arc<str>,
+    name: Arc<str>,
+    kind: SpanKind,
+    status: StatusCode,
+    dims: Box<str>,
+}
+
+/// A borrowed series identity, for looking a span's series up without building a key.
+struct Probe<'a> {
+    service: &'a str,
+    name: &'a str,
+    kind: SpanKind,
+    status: StatusCode,
+    dims: &'a str,
+}
+
+/// What `SeriesKey` and `Probe` have in common; the map is looked up through it.
+trait KeyView {
+    fn parts(&self) -> (&str, &str, SpanKind, StatusCode, &str);
+}
+
+impl KeyView for SeriesKey {
+    fn parts(&self) -> (&str, &str, SpanKind, StatusCode, &str) {
+        (
+            &self.service,
+            &self.name,
+            self.kind,
+            self.status,
+            &self.dims,
+        )
+    }
+}
+
+impl KeyView for Probe<'_> {
+    fn parts(&self) -> (&str, &str, SpanKind, StatusCode, &str) {
+        (self.service, self.name, self.kind, self.status, self.dims)
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for SeriesKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn KeyView + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+impl Eq for dyn KeyView + '_ {}
+
+// The key hashes and compares exactly as its view does, as `Borrow` requires.
+impl Hash for SeriesKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+impl Eq for SeriesKey {}
+
+/// One series' values: the call count and the duration histogram.
+#[derive(Debug, Clone)]
+struct Cell {
+    calls: u64,
+    /// Per-bucket (not cumulative) counts; the last one is `+Inf`.
+    buckets: Box<[u64]>,
+    sum: f64,
+    last_seen: Instant,
+}
+
+impl Cell {
+    fn new(bounds: usize, now: Instant) -> Self {
+        Cell {
+            calls: 0,
+            buckets: vec![0; bounds + 1].into_boxed_slice(),
+            sum: 0.0,
+            last_seen: now,
+        }
+    }
+    fn observe(&mut self, bounds: &[f64], seconds: f64, now: Instant) {
+        self.calls += 1;
+        // The first bound >= the value (Go's sort.SearchFloat64s, as the connector uses).
+        self.buckets[bounds.partition_point(|b| *b < seconds)] += 1;
+        self.sum += seconds;
+        self.last_seen = now;
+    }
+}
+
+/// The series, shared by the pipeline (writes) and the registry's collector (reads).
+#[derive(Debug)]
+struct Table {
+    series: HashMap<SeriesKey, Cell>,
+    overflow: Option<Cell>,
+    bounds: Arc<[f64]>,
+    /// No series can be idle before this; `None` while there are none.
+    next_expiry: Option<Instant>,
+    overflowed: u64,
+    duplicates: u64,
+}
+
+impl Table {
+    fn expire(&mut self, now: Instant, timeout: Duration) -> usize {
+        match self.next_expiry {
+            Some(t) if now >= t => {}
+            _ => return 0,
+        }
+        let before = self.series.len() + usize::from(self.overflow.is_some());
+        let idle = |c: &Cell| now.saturating_duration_since(c.last_seen) >= timeout;
+        self.series.retain(|_, c| !idle(c));
+        if self.overflow.as_ref().is_some_and(idle) {
+            self.overflow = None;
+        }
+        self.next_expiry = self
+            .series
+            .values()
+            .chain(self.overflow.as_ref())
+            .map(|c| c.last_seen)
+            .min()
+            .map(|t| t + timeout);
+        before - self.series.len() - usize::from(self.overflow.is_some())
+    }
+}
+
+/// A dimension as the hot path uses it.
+#[derive(Debug)]
+struct DimSpec {
+    key: Box<str>,
+    default: Option<Box<str>>,
+}
+
+/// What one [`RedMetrics::observe`] call did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    /// Spans counted.
+    pub counted: u64,
+    /// Spans not counted because the same trace id + span id was counted recently.
+    pub duplicates: u64,
+    /// Of the counted spans, those folded into the overflow series.
+    pub overflowed: u64,
+}
+
+/// RED metrics over a span stream. One per process: the pipeline calls [`observe`] for every
+/// decoded span record and [`expire_idle`] on its tick; `/metrics` renders [`registry`].
+///
+/// [`observe`]: RedMetrics::observe
+/// [`expire_idle`]: RedMetrics::expire_idle
+/// [`registry`]: RedMetrics::registry
+pub struct RedMetrics {
+    enabled: bool,
+    table: Arc<Mutex<Table>>,
+    /// Indexed by `SpanKind as usize`.
+    counted_kinds: [bool; 6],
+    dimensions: Vec<DimSpec>,
+    dedup: Dedup,
+    key_buf: String,
+    max_series: usize,
+    idle_timeout: Duration,
+    registry: Registry,
+}
+
+impl std::fmt::Debug for RedMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedMetrics")
+            .field("series", &self.series())
+            .field("overflowed", &self.overflowed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedMetrics {
+    /// Validates `cfg` and sets up the (empty) series table and its registry.
+    pub fn new(cfg: &RedConfig) -> Result<Self, RedError> {
+        cfg.validate()?;
+        let bounds: Arc<[f64]> = cfg.effective_buckets().into();
+        let table = Arc::new(Mutex::new(Table {
+            series: HashMap::new(),
+            overflow: None,
+            bounds: bounds.clone(),
+            next_expiry: None,
+            overflowed: 0,
+            duplicates: 0,
+        }));
+        let mut counted_kinds = [false; 6];
+        for k in &cfg.span_kinds {
+            counted_kinds[*k as usize] = true;
+        }
+        let dim_labels = cfg
+            .dimensions
+            .iter()
+            .map(|d| labels::label_name(&d.name).expect("validated"))
+            .collect();
+        let registry = Registry::new();
+        registry
+            .register(Box::new(exposition::Exposition::new(
+                cfg.naming,
+                dim_labels,
+                table.clone(),
+            )))
+            .map_err(|e| RedError::Invalid {
+                key: "naming".into(),
+                value: format!("{:?}", cfg.naming),
+                reason: e.to_string(),
+            })?;
+        Ok(RedMetrics {
+            enabled: cfg.enabled,
+            table,
+            counted_kinds,
+            dimensions: cfg
+                .dimensions
+                .iter()
+                .map(|d| DimSpec {
+                    key: d.name.as_str().into(),
+                    default: d.default.as_deref().map(Into::into),
+                })
+                .collect(),
+            dedup: Dedup::new(cfg.dedup_window),
+            key_buf: String::with_capacity(128),
+            max_series: cfg.max_series,
+            idle_timeout: cfg.series_idle_timeout,
+            registry,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves counts that are still counts.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a batch of decoded spans (one Kafka record's worth). Takes the lock once; finding
+    /// an existing series allocates nothing.
+    pub fn observe(&mut self, spans: &[SpanSummary]) -> Observed {
+        self.observe_at(spans, Instant::now())
+    }
+
+    /// [`observe`](Self::observe) with the time of arrival given (for tests and replays).
+    pub fn observe_at(&mut self, spans: &[SpanSummary], now: Instant) -> Observed {
+        let mut done = Observed::default();
+        if !self.enabled || spans.is_empty() {
+            return done;
+        }
+        let mut guard = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let table = &mut *guard;
+        let bounds = table.bounds.clone();
+        for s in spans {
+            if !self.counted_kinds[s.kind as usize] {
+                continue;
+            }
+            if !self.dedup.first_time(s.trace_id, s.span_id) {
+                done.duplicates += 1;
+                continue;
+            }
+            self.key_buf.clear();
+            for d in &self.dimensions {
+                labels::encode_dimension(
+                    s.attribute(&d.key),
+                    d.default.as_deref(),
+                    &mut self.key_buf,
+                );
+            }
+            let seconds = s.duration_nanos() as f64 / 1e9;
+            let probe = Probe {
+                service: &s.service,
+                name: &s.name,
+                kind: s.kind,
+                status: s.status,
+                dims: &self.key_buf,
+            };
+            done.counted += 1;
+            if let Some(cell) = table.series.get_mut(&probe as &dyn KeyView) {
+                cell.observe(&bounds, seconds, now);
+                continue;
+            }
+            if table.series.len() < self.max_series {
+                let mut cell = Cell::new(bounds.len(), now);
+                cell.observe(&bounds, seconds, now);
+                table.series.insert(
+                    SeriesKey {
+                        service: s.service.clone(),
+                        name: s.name.clone(),
+                        kind: s.kind,
+                        status: s.status,
+                        dims: self.key_buf.as_str().into(),
+                    },
+                    cell,
+                );
+            } else {
+                table
+                    .overflow
+                    .get_or_insert_with(|| Cell::new(bounds.len(), now))
+                    .observe(&bounds, seconds, now);
+                done.overflowed += 1;
+            }
+            if table.next_expiry.is_none() && !self.idle_timeout.is_zero() {
+                table.next_expiry = Some(now + self.idle_timeout);
+            }
+        }
+        table.overflowed += done.overflowed;
+        table.duplicates += done.duplicates;
+        done
+    }
+
+    /// Drops every series (the overflow series too) that has seen no span for
+    /// `series_idle_timeout`; returns how many. Cheap when nothing can be due yet: call it on
+    /// every tick.
+    pub fn expire_idle(&mut self, now: Instant) -> usize {
+        if self.idle_timeout.is_zero() {
+            return 0;
+        }
+        let timeout = self.idle_timeout;
+        self.lock().expire(now, timeout)
+    }
+
+    /// The registry holding both metrics; add it to `/metrics` with `Health::add_registry`. A
+    /// clone shares the same series.
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
+    }
+
+    /// Series held (per metric), the overflow series included.
+    pub fn series(&self) -> usize {
+        let t = self.lock();
+        t.series.len() + usize::from(t.overflow.is_some())
+    }
+
+    /// Spans counted in the overflow series since start.
+    pub fn overflowed(&self) -> u64 {
+        self.lock().overflowed
+    }
+
+    /// Spans not counted as redeliveries since start.
+    pub fn duplicates(&self) -> u64 {
+        self.lock().duplicates
+    }
+
+    /// Span ids the redelivery filter currently remembers.
+    pub fn dedup_len(&self) -> usize {
+        self.dedup.len()
+    }
+}

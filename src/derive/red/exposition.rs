@@ -1,0 +1,162 @@
+//! The series table as Prometheus metric families: a `prometheus::core::Collector` that the RED
+//! registry holds, read at each scrape.
+//!
+//! Label pairs are sorted by name, as the Go client (and so the Collector's exporter) writes them.
+//! The overflow series carries only `otel_metric_overflow="true"`.
+
+use super::config::RedNaming;
+use super::labels::{self, OVERFLOW_LABEL};
+use super::{Cell, Table};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub(super) struct Exposition {
+    naming: RedNaming,
+    dim_labels: Vec<String>,
+    descs: Vec<Desc>,
+    table: Arc<Mutex<Table>>,
+}
+
+const CALLS_HELP: &str =
+    "Spans counted, by service, span name, span kind and status code (spanmetrics calls).";
+const DURATION_HELP: &str =
+    "Span duration in seconds, by service, span name, span kind and status code (spanmetrics duration).";
+
+impl Exposition {
+    pub(super) fn new(
+        naming: RedNaming,
+        dim_labels: Vec<String>,
+        table: Arc<Mutex<Table>>,
+    ) -> Self {
+        let mut variable: Vec<String> = [
+            naming.service_label(),
+            "span_name",
+            "span_kind",
+            "status_code",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        variable.extend(dim_labels.iter().cloned());
+        let descs = [
+            (naming.calls_name(), CALLS_HELP),
+            (naming.duration_name(), DURATION_HELP),
+        ]
+        .iter()
+        .map(|(name, help)| {
+            Desc::new(
+                name.to_string(),
+                help.to_string(),
+                variable.clone(),
+                HashMap::new(),
+            )
+            .expect("static metric names and validated label names")
+        })
+        .collect();
+        Exposition {
+            naming,
+            dim_labels,
+            descs,
+            table,
+        }
+    }
+}
+
+fn pair(name: &str, value: &str) -> LabelPair {
+    let mut p = LabelPair::default();
+    p.set_name(name.to_string());
+    p.set_value(value.to_string());
+    p
+}
+
+fn counter(labels: Vec<LabelPair>, cell: &Cell) -> Metric {
+    let mut c = Counter::default();
+    c.set_value(cell.calls as f64);
+    let mut m = Metric::from_label(labels);
+    m.set_counter(c);
+    m
+}
+
+fn histogram(labels: Vec<LabelPair>, cell: &Cell, bounds: &[f64]) -> Metric {
+    let mut cumulative = 0u64;
+    let buckets = bounds
+        .iter()
+        .zip(cell.buckets.iter())
+        .map(|(bound, n)| {
+            cumulative += n;
+            let mut b = Bucket::default();
+            b.set_upper_bound(*bound);
+            b.set_cumulative_count(cumulative);
+            b
+        })
+        .collect();
+    let mut h = Histogram::default();
+    h.set_bucket(buckets);
+    h.set_sample_count(cell.calls);
+    h.set_sample_sum(cell.sum);
+    let mut m = Metric::from_label(labels);
+    m.set_histogram(h);
+    m
+}
+
+fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.to_string());
+    f.set_help(help.to_string());
+    f.set_field_type(kind);
+    f.set_metric(metrics);
+    f
+}
+
+impl Collector for Exposition {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let n = table.series.len() + usize::from(table.overflow.is_some());
+        let (mut calls, mut durations) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (key, cell) in &table.series {
+            let mut pairs = Vec::with_capacity(4 + self.dim_labels.len());
+            pairs.push(pair(self.naming.service_label(), &key.service));
+            pairs.push(pair("span_name", &key.name));
+            pairs.push(pair("span_kind", key.kind.as_str()));
+            pairs.push(pair("status_code", key.status.as_str()));
+            for (label, value) in self
+                .dim_labels
+                .iter()
+                .zip(labels::decode_dimensions(&key.dims))
+            {
+                if let Some(v) = value {
+                    pairs.push(pair(label, v));
+                }
+            }
+            pairs.sort_by(|a, b| a.name().cmp(b.name()));
+            durations.push(histogram(pairs.clone(), cell, &table.bounds));
+            calls.push(counter(pairs, cell));
+        }
+        if let Some(cell) = &table.overflow {
+            let pairs = vec![pair(OVERFLOW_LABEL, "true")];
+            durations.push(histogram(pairs.clone(), cell, &table.bounds));
+            calls.push(counter(pairs, cell));
+        }
+        drop(table);
+        vec![
+            family(
+                self.naming.calls_name(),
+                CALLS_HELP,
+                MetricType::COUNTER,
+                calls,
+            ),
+            family(
+                self.naming.duration_name(),
+                DURATION_HELP,
+                MetricType::HISTOGRAM,
+                durations,
+            ),
+        ]
+    }
+}
