@@ -28,5 +28,7 @@ log "kafka at $TRACEJOIN_KAFKA_BOOTSTRAP"
 log "cargo fmt --check"
 cargo fmt --check
 log "cargo test (release profile: the same build the demo and benches use)"
-cargo test --release --all-targets -- --test-threads 2
+cargo test --release --lib --bins --tests --examples -- --test-threads 2
+log "benches, once each in criterion's test mode (they must build and run; timings come from cargo bench)"
+cargo test --release --benches
 log "suite finished in $(( $(date +%s) - started )) s"

@@ -6,6 +6,7 @@
 //! and settings that would break the delivery guarantee; its errors name the key and the value.
 
 use crate::decode::logline::InputLogFormat;
+use crate::sources::partitioner::Partitioner;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -179,6 +180,12 @@ pub struct InputsConfig {
     pub spans: SpansInput,
     /// One or more logs topics.
     pub logs: Vec<LogsInput>,
+    /// The partitioner the producers of every input topic use (`murmur2` for Java clients and
+    /// Kafka Streams, `crc32` for librdkafka's default, `fnv1a` for sarama and the Collector's
+    /// exporter, `none` to skip). Each keyed record is checked against it; a record on another
+    /// partition than its key says means the topics are not co-partitioned
+    /// (`tracejoin_partition_key_mismatch_total`).
+    pub partitioner: Partitioner,
 }
 
 impl Default for InputsConfig {
@@ -189,6 +196,7 @@ impl Default for InputsConfig {
                 topic: "otlp_logs".into(),
                 format: InputLogFormat::Auto,
             }],
+            partitioner: Partitioner::None,
         }
     }
 }

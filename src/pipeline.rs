@@ -115,6 +115,12 @@ struct Worker {
     logs_buf: Vec<LogEvent>,
     out: JoinOutput,
     last_commit: Instant,
+    /// Partition counts of the input topics by index, refreshed in the background.
+    partition_counts: tokio::sync::watch::Receiver<Vec<i32>>,
+    /// Topics already warned about for keys on the wrong partition.
+    mismatch_warned: Vec<bool>,
+    /// `tracejoin_records_consumed_total` per input topic, resolved once.
+    consumed: Vec<prometheus::IntCounter>,
 }
 
 /// Runs one worker until `shutdown` is cancelled; then drains, commits and leaves the group.
@@ -133,6 +139,8 @@ pub async fn run(
     let offsets = Arc::new(Mutex::new(OffsetTracker::new()));
     let (consumer, mut changes) = subscribe(&config, topics.clone(), offsets.clone())?;
     let sink = KafkaSink::new(&config)?;
+    let partition_counts =
+        watch_partition_counts(consumer.clone(), topics.clone(), shutdown.clone());
     let j = &config.join;
     let mut w = Worker {
         log_formats: config.inputs.logs.iter().map(|l| l.format).collect(),
@@ -159,6 +167,13 @@ pub async fn run(
         logs_buf: Vec::new(),
         out: JoinOutput::default(),
         last_commit: Instant::now(),
+        partition_counts,
+        mismatch_warned: vec![false; topics.0.len()],
+        consumed: topics
+            .0
+            .iter()
+            .map(|t| metrics().records_consumed_handle(t))
+            .collect(),
         topics,
         config,
     };
@@ -180,6 +195,40 @@ pub async fn run(
     }
     w.shutdown().await;
     Ok(())
+}
+
+/// Keeps the input topics' partition counts current (for the co-partitioning check) without
+/// blocking the loop: metadata requests run on the blocking pool once a minute.
+fn watch_partition_counts(
+    consumer: Arc<SourceConsumer>,
+    topics: TopicTable,
+    shutdown: CancellationToken,
+) -> tokio::sync::watch::Receiver<Vec<i32>> {
+    let (tx, rx) = tokio::sync::watch::channel(vec![0; topics.0.len()]);
+    tokio::spawn(async move {
+        loop {
+            let (c, t) = (consumer.clone(), topics.clone());
+            let counts = tokio::task::spawn_blocking(move || {
+                t.0.iter()
+                    .map(|name| {
+                        c.fetch_metadata(Some(name), Duration::from_secs(10))
+                            .ok()
+                            .and_then(|m| m.topics().first().map(|t| t.partitions().len() as i32))
+                            .unwrap_or(0)
+                    })
+                    .collect::<Vec<i32>>()
+            })
+            .await;
+            if let Ok(counts) = counts {
+                let _ = tx.send(counts);
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+        }
+    });
+    rx
 }
 
 fn wall_nanos() -> i64 {
@@ -235,6 +284,8 @@ impl Worker {
             offsets.seen(key, origin.offset);
             offsets.hold(key, origin.offset, 1);
         }
+        self.consumed[topic as usize].inc();
+        self.check_partition(m, topic);
         let kafka_nanos = m
             .timestamp()
             .to_millis()
@@ -262,6 +313,36 @@ impl Worker {
             .lock()
             .expect("not poisoned")
             .release(key, origin.offset);
+    }
+
+    /// Counts a keyed record whose key hashes to another partition under the configured
+    /// partitioner: its topic is not co-partitioned with the others.
+    fn check_partition(&mut self, m: &BorrowedMessage<'_>, topic: u16) {
+        let Some(key) = m.key() else { return };
+        let count = self
+            .partition_counts
+            .borrow()
+            .get(topic as usize)
+            .copied()
+            .unwrap_or(0);
+        let Some(expected) = self.config.inputs.partitioner.partition(key, count) else {
+            return;
+        };
+        if expected != m.partition() {
+            let name = self.topics.name(topic);
+            metrics().partition_key_mismatch(name);
+            if !std::mem::replace(&mut self.mismatch_warned[topic as usize], true) {
+                tracing::warn!(
+                    topic = name,
+                    partition = m.partition(),
+                    expected,
+                    partitioner = ?self.config.inputs.partitioner,
+                    "a keyed record is not on the partition its key hashes to: the input topics are not \
+                     co-partitioned by trace id, so logs and spans of one trace can reach different workers; \
+                     re-key the producers with one partitioner, or repartition into topics keyed by trace id"
+                );
+            }
+        }
     }
 
     fn on_spans(

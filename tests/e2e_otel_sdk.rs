@@ -25,6 +25,8 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
     let mut cfg = config(&spans, &logs, &out, &dlq);
     cfg.join.max_wait = Duration::from_secs(5);
     cfg.join.idle_timeout = Duration::from_secs(3);
+    // confluent-kafka (librdkafka) partitions keyed records by CRC32 of the key.
+    cfg.inputs.partitioner = tracejoin::sources::partitioner::Partitioner::Crc32;
     let running = start(cfg);
 
     let manifest_path = std::env::temp_dir().join(format!("{}.jsonl", unique("manifest")));
@@ -76,9 +78,31 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
         "not every log came out in time"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let running_metrics = {
+        let h = running.health.clone();
+        move || h.render()
+    };
     running.stop().await;
 
+    let exposition = running_metrics();
     let records = consume(&out, usize::MAX, Duration::from_secs(4));
+    for topic in [&spans, &logs] {
+        assert!(
+            !exposition.contains(&format!(
+                "tracejoin_partition_key_mismatch_total{{topic=\"{topic}\"}}"
+            )),
+            "librdkafka's partitioner disagrees with tracejoin's crc32 for {topic}"
+        );
+    }
+    for topic in [&spans, &logs] {
+        let prefix = format!("tracejoin_records_consumed_total{{topic=\"{topic}\"}} ");
+        let n: u64 = exposition
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in the exposition"));
+        assert!(n > 0, "{prefix}{n}");
+    }
     let re = regex::Regex::new(r"log_id=(\w+)").unwrap();
     let mut got: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
     for r in &records {

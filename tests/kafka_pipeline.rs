@@ -439,3 +439,51 @@ async fn a_waiting_log_is_not_committed_and_is_joined_after_a_restart() {
     assert_eq!(got["wait1"][0]["join"]["outcome"], "matched_span");
     assert_eq!(committed(&group, &t.logs, 1), end_offsets(&t.logs, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_on_the_wrong_partition_are_counted() {
+    use rdkafka::producer::FutureRecord;
+    use tracejoin::sources::partitioner::Partitioner;
+    let t = topics(3).await;
+    let p = producer();
+    let mut cfg = config(&t.spans, &t.logs, &t.out, &t.dlq);
+    cfg.inputs.partitioner = Partitioner::Murmur2;
+    let running = start(cfg);
+    for i in 0..10 {
+        let key = format!("{:032x}", 1000 + i);
+        let right = Partitioner::Murmur2.partition(key.as_bytes(), 3).unwrap();
+        // Half on the partition murmur2 says, half on the next one.
+        let partition = if i % 2 == 0 { right } else { (right + 1) % 3 };
+        let line = format!("log_id=k{i} no trace in this line");
+        let rec = FutureRecord::to(&t.logs)
+            .key(&key)
+            .payload(&line)
+            .partition(partition);
+        p.send(rec, rdkafka::util::Timeout::After(Duration::from_secs(30)))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let out = tokio::task::spawn_blocking({
+        let out = t.out.clone();
+        move || consume(&out, 10, Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.len(), 10);
+    let exposition = running.health.render();
+    running.stop().await;
+    let line = format!(
+        "tracejoin_partition_key_mismatch_total{{topic=\"{}\"}} 5",
+        t.logs
+    );
+    assert!(
+        exposition.contains(&line),
+        "expected `{line}` in\n{}",
+        exposition
+            .lines()
+            .filter(|l| l.contains("mismatch"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

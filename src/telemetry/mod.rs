@@ -137,10 +137,6 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 
-    /// `n` records consumed from `topic`.
-    pub fn records_consumed(&self, topic: &str, n: u64) {
-        self.records_consumed.with_label_values(&[topic]).inc_by(n);
-    }
     /// A handle for counting records consumed from `topic` without a label lookup.
     pub fn records_consumed_handle(&self, topic: &str) -> IntCounter {
         self.records_consumed.with_label_values(&[topic])
