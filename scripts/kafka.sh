@@ -3,6 +3,7 @@
 #   scripts/kafka.sh install          download the jars from Maven Central into the cache
 #   scripts/kafka.sh start DIR        start a broker with its data in DIR; prints "BOOTSTRAP=host:port"
 #   scripts/kafka.sh stop DIR         stop the broker started with DIR
+#   scripts/kafka.sh restart DIR      stop it and start it again on the same port and data
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
@@ -51,7 +52,16 @@ L4J
                    -Dlog4j2.configurationFile="$dir/log4j2.yaml" -cp "$libs/*")
   java "${java_opts[@]}" kafka.tools.StorageTool format -t "$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
       -c "$dir/server.properties" --standalone >"$dir/format.log" 2>&1
-  nohup java "${java_opts[@]}" kafka.Kafka "$dir/server.properties" >"$dir/broker.log" 2>&1 &
+  echo "$port" > "$dir/port"
+  launch "$dir"
+}
+
+# Runs the broker of an already formatted DIR and waits until it listens.
+launch() {
+  local dir="$1" port; port="$(cat "$dir/port")"
+  local java_opts=(-Xmx512m -Xms128m -XX:+UseG1GC -Djava.awt.headless=true
+                   -Dlog4j2.configurationFile="$dir/log4j2.yaml" -cp "$libs/*")
+  nohup java "${java_opts[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/broker.log" 2>&1 &
   echo $! > "$dir/broker.pid"
   if ! wait_for 90 python3 - "$port" <<'PY'
 import socket, sys
@@ -77,5 +87,7 @@ case "${1:-}" in
   install) install ;;
   start) start "${2:?data dir}" ;;
   stop) stop "${2:?data dir}" ;;
-  *) echo "usage: $0 install | start DIR | stop DIR" >&2; exit 2 ;;
+  # Stop, then start the same broker again (same port, same data): a broker restart.
+  restart) stop "${2:?data dir}"; launch "$2" ;;
+  *) echo "usage: $0 install | start DIR | stop DIR | restart DIR" >&2; exit 2 ;;
 esac

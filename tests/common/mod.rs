@@ -7,6 +7,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod load;
+
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -226,4 +228,93 @@ pub fn end_offsets(topic: &str, partitions: i32) -> Vec<i64> {
                 .1
         })
         .collect()
+}
+
+/// A `tracejoin run` process (the real binary), for tests that crash or signal it.
+pub struct Process {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+/// Writes a config file for the binary; `extra` is appended YAML at the top level's `join:` key.
+pub fn write_config(
+    dir: &std::path::Path,
+    group: &str,
+    spans: &str,
+    logs: &str,
+    out: &str,
+    dlq: &str,
+    join_extra: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{}.yaml", unique("tracejoin")));
+    let yaml = format!(
+        "kafka:\n  bootstrap_servers: \"{}\"\n  group_id: {group}\n  commit_interval: 500ms\n  properties:\n    session.timeout.ms: \"6000\"\n\
+         inputs:\n  spans: {{topic: {spans}}}\n  logs: [{{topic: {logs}, format: json}}]\n\
+         outputs:\n  kafka: {{topic: {out}}}\n  dead_letter: {{topic: {dlq}}}\n\
+         metrics:\n  listen: \"127.0.0.1:0\"\n\
+         join:\n  max_wait: 3s\n  allowed_lateness: 500ms\n  idle_timeout: 2s\n{join_extra}",
+        bootstrap()
+    );
+    std::fs::write(&path, yaml).expect("write config");
+    path
+}
+
+impl Process {
+    pub fn spawn(config: &std::path::Path, name: &str) -> Process {
+        let log = config.with_extension(format!("{name}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tracejoin"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("spawn tracejoin");
+        Process { child, log }
+    }
+
+    /// kill -9: no drain, no commit.
+    pub fn crash(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "tracejoin did not exit within {within:?} of SIGTERM; log: {}",
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
 }
