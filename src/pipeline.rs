@@ -22,7 +22,9 @@ use crate::join::{Join, JoinOutput, JoinSettings, WatermarkTracker};
 use crate::model::{JoinOutcome, LogEvent, Origin, SpanSummary, TimestampSource};
 use crate::sinks::enriched;
 use crate::sinks::kafka::{dead_letter_headers, Delivery, KafkaSink, OutRecord};
-use crate::sources::kafka::{subscribe, AssignmentChange, SourceConsumer, TopicTable};
+use crate::sources::kafka::{
+    subscribe, AssignmentChange, BrokerTrouble, SourceConsumer, TopicTable,
+};
 use crate::sources::offsets::OffsetTracker;
 use crate::telemetry::{metrics, server::Health};
 use bytes::Bytes;
@@ -121,6 +123,7 @@ struct Worker {
     mismatch_warned: Vec<bool>,
     /// `tracejoin_records_consumed_total` per input topic, resolved once.
     consumed: Vec<prometheus::IntCounter>,
+    trouble: BrokerTrouble,
 }
 
 /// Runs one worker until `shutdown` is cancelled; then drains, commits and leaves the group.
@@ -137,7 +140,9 @@ pub async fn run(
     let rules = Arc::new(rules.compile()?);
     let topics = TopicTable::from_config(&config);
     let offsets = Arc::new(Mutex::new(OffsetTracker::new()));
-    let (consumer, mut changes) = subscribe(&config, topics.clone(), offsets.clone())?;
+    let trouble = BrokerTrouble::default();
+    let (consumer, mut changes) =
+        subscribe(&config, topics.clone(), offsets.clone(), trouble.clone())?;
     let sink = KafkaSink::new(&config)?;
     let partition_counts =
         watch_partition_counts(consumer.clone(), topics.clone(), shutdown.clone());
@@ -169,6 +174,7 @@ pub async fn run(
         last_commit: Instant::now(),
         partition_counts,
         mismatch_warned: vec![false; topics.0.len()],
+        trouble,
         consumed: topics
             .0
             .iter()
@@ -189,7 +195,10 @@ pub async fn run(
             _ = tick.tick() => w.on_tick(),
             msg = consumer.recv() => match msg {
                 Ok(m) => w.on_record(&m),
-                Err(e) => tracing::warn!(error = %e, "consumer error"),
+                Err(e) => {
+                    w.trouble.record();
+                    tracing::warn!(error = %e, "consumer error");
+                }
             },
         }
     }
@@ -564,7 +573,7 @@ impl Worker {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
-        if let Some(w) = self.watermark.watermark(now) {
+        if let Some(w) = self.watermark.watermark(now, self.trouble.last()) {
             self.join.advance_watermark(w, &mut self.out);
             self.ship();
             metrics()

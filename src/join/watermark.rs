@@ -6,7 +6,9 @@
 //! nothing for `idle_timeout` stops holding the watermark back (Arroyo's `WatermarkHolder`), so
 //! one quiet partition does not stall every join on the worker. When every partition is idle the
 //! stream has gone quiet: the watermark then moves on with the wall clock from the last event
-//! time seen, so logs still waiting leave after their `max_wait` instead of waiting for traffic.
+//! time seen, so logs still waiting leave after their `max_wait` instead of waiting for traffic —
+//! but only once the consumer has been free of broker trouble for `idle_timeout`: a consumer cut
+//! off from the cluster sees silence too, and the records of the outage come afterwards.
 //! A newly assigned partition holds the watermark at "unknown" until it has a record or has been
 //! idle for `idle_timeout`.
 
@@ -69,7 +71,8 @@ impl WatermarkTracker {
     }
 
     /// The watermark at `now`, `None` while some active partition has no event time yet.
-    pub fn watermark(&self, now: Instant) -> Option<i64> {
+    /// `last_trouble` is when the consumer last failed to reach the cluster.
+    pub fn watermark(&self, now: Instant, last_trouble: Option<Instant>) -> Option<i64> {
         let is_active =
             |c: &PartitionClock| now.saturating_duration_since(c.last_arrival) < self.idle_timeout;
         let mut active = self.partitions.values().filter(|c| is_active(c)).peekable();
@@ -80,12 +83,17 @@ impl WatermarkTracker {
             }
             return Some(low.saturating_sub(self.lateness));
         }
-        // All idle: the stream is quiet; let event time flow with the wall clock.
+        // All idle: the stream is quiet; let event time flow with the wall clock, unless the
+        // silence may be an outage.
         let latest = self.partitions.values().filter_map(|c| c.max_event).max()?;
         let last_arrival = self.partitions.values().map(|c| c.last_arrival).max()?;
+        let held = latest.saturating_sub(self.lateness);
+        if last_trouble.is_some_and(|t| now.saturating_duration_since(t) < self.idle_timeout) {
+            return Some(held);
+        }
         let quiet = i64::try_from(now.saturating_duration_since(last_arrival).as_nanos())
             .unwrap_or(i64::MAX);
-        Some(latest.saturating_sub(self.lateness).saturating_add(quiet))
+        Some(held.saturating_add(quiet))
     }
 }
 
@@ -102,17 +110,17 @@ mod tests {
         w.assign((0, 0), t0);
         w.assign((1, 0), t0);
         assert_eq!(
-            w.watermark(t0),
+            w.watermark(t0, None),
             None,
             "a fresh partition holds the watermark"
         );
         w.observe((0, 0), 100 * S, t0);
-        assert_eq!(w.watermark(t0), None);
+        assert_eq!(w.watermark(t0, None), None);
         w.observe((1, 0), 50 * S, t0);
-        assert_eq!(w.watermark(t0), Some(48 * S));
+        assert_eq!(w.watermark(t0, None), Some(48 * S));
         w.observe((1, 0), 40 * S, t0);
         assert_eq!(
-            w.watermark(t0),
+            w.watermark(t0, None),
             Some(48 * S),
             "an older record does not move it back"
         );
@@ -126,15 +134,15 @@ mod tests {
         w.observe((0, 1), 10 * S, t0);
         let t1 = t0 + Duration::from_secs(11);
         w.observe((0, 0), 120 * S, t1);
-        assert_eq!(w.watermark(t1), Some(120 * S), "partition 1 is idle");
+        assert_eq!(w.watermark(t1, None), Some(120 * S), "partition 1 is idle");
         let t2 = t1 + Duration::from_secs(15);
         assert_eq!(
-            w.watermark(t2),
+            w.watermark(t2, None),
             Some(135 * S),
             "all idle: wall clock since the last arrival"
         );
         w.revoke((0, 0));
         w.revoke((0, 1));
-        assert_eq!(w.watermark(t2), None);
+        assert_eq!(w.watermark(t2, None), None);
     }
 }

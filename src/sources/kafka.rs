@@ -13,9 +13,11 @@ use crate::config::Config;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// What the pipeline learns of a rebalance.
@@ -60,14 +62,55 @@ impl TopicTable {
     }
 }
 
-/// The consumer's context: rebalance hooks.
+/// When the consumer last had trouble reaching the cluster, shared with the pipeline.
+///
+/// The watermark may follow the wall clock when every partition is quiet, but not while the
+/// consumer is cut off: records produced during a broker outage arrive afterwards with the event
+/// times of the outage, and must not find the watermark already past them.
+#[derive(Debug, Clone)]
+pub struct BrokerTrouble {
+    base: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Default for BrokerTrouble {
+    fn default() -> Self {
+        BrokerTrouble {
+            base: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl BrokerTrouble {
+    /// Records trouble now.
+    pub fn record(&self) {
+        let ms = self.base.elapsed().as_millis() as u64 + 1;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+    /// When trouble was last recorded.
+    pub fn last(&self) -> Option<Instant> {
+        match self.last_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.base + Duration::from_millis(ms - 1)),
+        }
+    }
+}
+
+/// The consumer's context: rebalance hooks, and broker trouble for the watermark.
 pub struct SourceContext {
     topics: TopicTable,
     offsets: Arc<Mutex<OffsetTracker>>,
     changes: mpsc::UnboundedSender<AssignmentChange>,
+    trouble: BrokerTrouble,
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.trouble.record();
+        tracing::warn!(%error, reason, "kafka client error");
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -136,6 +179,7 @@ pub fn subscribe(
     config: &Config,
     topics: TopicTable,
     offsets: Arc<Mutex<OffsetTracker>>,
+    trouble: BrokerTrouble,
 ) -> KafkaResult<(
     Arc<SourceConsumer>,
     mpsc::UnboundedReceiver<AssignmentChange>,
@@ -148,12 +192,15 @@ pub fn subscribe(
         .set("auto.offset.reset", config.kafka.auto_offset_reset.as_str())
         .set("partition.assignment.strategy", "range")
         .set_if_absent("session.timeout.ms", "10000")
+        // Reconnect attempts (and so trouble reports) at least every second during an outage.
+        .set_if_absent("reconnect.backoff.max.ms", "1000")
         .set_if_absent("enable.partition.eof", "false");
     let names: Vec<String> = topics.0.iter().map(|t| t.to_string()).collect();
     let consumer: SourceConsumer = c.create_with_context(SourceContext {
         topics,
         offsets,
         changes: tx,
+        trouble,
     })?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
