@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# A real Prometheus (Debian's package) on 127.0.0.1 that scrapes the given targets every second.
+#   scripts/prometheus.sh install                  apt-get install prometheus unless present
+#   scripts/prometheus.sh start DIR TARGET...      start it with config and TSDB in DIR, scraping
+#                                                  each host:port TARGET's /metrics (job "tracejoin");
+#                                                  prints "PROMETHEUS_URL=http://127.0.0.1:PORT" once ready
+#   scripts/prometheus.sh stop DIR                 stop the instance started with DIR
+# A scraped series shows up a few seconds after start (service discovery settles in ~5 s):
+# poll /api/v1/query rather than sleeping.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/lib.sh"
+
+install() {
+  if command -v prometheus >/dev/null && command -v promtool >/dev/null; then return 0; fi
+  log "prometheus: installing Debian's prometheus package"
+  apt-get update -qq >&2 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
+  # The package starts a system service on :9090; the tests run their own instance.
+  (systemctl stop prometheus || service prometheus stop) >/dev/null 2>&1 || true
+}
+
+start() {
+  local dir="$1"; shift
+  [ "$#" -gt 0 ] || { echo "usage: $0 start DIR TARGET..." >&2; exit 2; }
+  install
+  mkdir -p "$dir/data"
+  local targets="" t
+  for t in "$@"; do targets="$targets'$t',"; done
+  cat > "$dir/prometheus.yml" <<YML
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: tracejoin
+    static_configs:
+      - targets: [${targets%,}]
+YML
+  promtool check config "$dir/prometheus.yml" >&2
+  local port; port="$(free_port)"
+  nohup prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+      --web.listen-address="127.0.0.1:$port" --log.level=warn >"$dir/prometheus.log" 2>&1 &
+  echo $! > "$dir/prometheus.pid"
+  if ! wait_for 30 curl -sf "http://127.0.0.1:$port/-/ready"; then
+    log "prometheus: not ready within 30 s; its log:"; tail -50 "$dir/prometheus.log" >&2; exit 1
+  fi
+  echo "PROMETHEUS_URL=http://127.0.0.1:$port"
+}
+
+stop() {
+  local dir="$1" pid
+  [ -f "$dir/prometheus.pid" ] || return 0
+  pid="$(cat "$dir/prometheus.pid")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$dir/prometheus.pid"
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) shift; start "$@" ;;
+  stop) stop "$2" ;;
+  *) echo "usage: $0 install | start DIR TARGET... | stop DIR" >&2; exit 2 ;;
+esac
