@@ -278,6 +278,21 @@ request_timeout: 10s
     }
 }
 
+/// The documented example lists every key with its default: it must parse, validate, and equal
+/// the defaults (plus its endpoint).
+#[test]
+fn shipped_example_matches_the_defaults() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/loki/loki-output.yaml");
+    let c: LokiConfig = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    c.validate("outputs.loki").unwrap();
+    let want = LokiConfig {
+        endpoint: "http://127.0.0.1:3100".into(),
+        ..LokiConfig::default()
+    };
+    assert_eq!(c, want);
+}
+
 #[test]
 fn secrets_are_never_debug_printed() {
     std::env::set_var("TRACEJOIN_TEST_LOKI_TOKEN", "s3cr3t-token-value");
