@@ -17,7 +17,9 @@ impl Dedup {
         Dedup {
             window,
             order: VecDeque::with_capacity(window),
-            seen: HashSet::with_capacity(window + 1),
+            // Twice the window: removals leave tombstones, and a table at most half full is
+            // cleaned in place when they run out, never reallocated.
+            seen: HashSet::with_capacity(2 * window + 2),
         }
     }
 

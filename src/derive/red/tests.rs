@@ -2,6 +2,46 @@ use super::labels::{decode_dimensions, encode_dimension, label_name, write_doubl
 use super::*;
 use crate::model::{AttrValue, SpanId, TraceId};
 use prometheus::{Encoder, TextEncoder};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell as StdCell;
+
+/// Counts this thread's allocations, to show the hot path makes none for existing series.
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCATIONS: StdCell<u64> = const { StdCell::new(0) };
+}
+
+fn count_one() {
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the count is a
+// thread-local `Cell` with a const initializer, which itself never allocates.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|c| c.get())
+}
 
 fn span(n: u64, service: &str, name: &str, kind: SpanKind, nanos: i64) -> SpanSummary {
     let mut t = [0u8; 16];
@@ -544,4 +584,50 @@ fn disabled_counts_nothing() {
 fn registry_is_empty_until_a_span_counts() {
     let red = RedMetrics::new(&cfg()).unwrap();
     assert!(red.registry().gather().is_empty());
+}
+
+#[test]
+fn observing_existing_series_allocates_nothing() {
+    let c: RedConfig = serde_yaml::from_str(
+        "dedup_window: 64\ndimensions: [http.route, http.response.status_code, {name: env, default: prod}, ratio]",
+    )
+    .unwrap();
+    let mut red = RedMetrics::new(&c).unwrap();
+    let batch = |from: u64| -> Vec<SpanSummary> {
+        (from..from + 50)
+            .map(|n| {
+                let mut s = server(
+                    n,
+                    if n % 2 == 0 { "GET /a" } else { "GET /b" },
+                    1_000 * n as i64,
+                );
+                s.attributes = vec![
+                    ("http.route".into(), AttrValue::Str("/a".into())),
+                    (
+                        "http.response.status_code".into(),
+                        AttrValue::Int(200 + (n % 3) as i64),
+                    ),
+                    ("ratio".into(), AttrValue::Double(0.25)),
+                ];
+                s
+            })
+            .collect()
+    };
+    // Warm up: every label set exists, the key buffer has grown.
+    red.observe(&batch(0));
+    red.observe(&batch(50));
+    let series = red.series();
+    // Build the input first: only `observe` is measured. Enough batches to cycle the
+    // redelivery filter's window many times over.
+    let batches: Vec<_> = (0..40).map(|i| batch(1_000 + 50 * i)).collect();
+    let before = allocations();
+    for b in &batches {
+        assert_eq!(red.observe(b).counted, 50);
+        red.expire_idle(Instant::now());
+    }
+    assert_eq!(allocations() - before, 0, "allocations on the hot path");
+    assert_eq!(red.series(), series);
+    // The counter does count: a new label set allocates its key and cell.
+    red.observe(&[server(99_999, "GET /new", 1)]);
+    assert!(allocations() - before > 0);
 }
