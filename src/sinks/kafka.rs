@@ -52,7 +52,9 @@ impl KafkaSink {
         c.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "20")
-            .set("compression.type", "lz4");
+            .set("compression.type", "lz4")
+            // The in-flight bound (limits.max_in_flight) is what limits the queue; this is a backstop.
+            .set("queue.buffering.max.kbytes", "262144");
         for (k, v) in &config.outputs.kafka.properties {
             c.set(k, v);
         }

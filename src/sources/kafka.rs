@@ -194,7 +194,10 @@ pub fn subscribe(
         .set_if_absent("session.timeout.ms", "10000")
         // Reconnect attempts (and so trouble reports) at least every second during an outage.
         .set_if_absent("reconnect.backoff.max.ms", "1000")
-        .set_if_absent("enable.partition.eof", "false");
+        .set_if_absent("enable.partition.eof", "false")
+        // librdkafka prefetches up to 64 MiB per partition by default; the join has its own
+        // bound, and memory should be the sum of stated bounds (README, Memory).
+        .set_if_absent("queued.max.messages.kbytes", "16384");
     let names: Vec<String> = topics.0.iter().map(|t| t.to_string()).collect();
     let consumer: SourceConsumer = c.create_with_context(SourceContext {
         topics,

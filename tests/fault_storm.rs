@@ -1,0 +1,110 @@
+//! A trace storm: far more open traces than the state allows. The oldest are evicted, their
+//! waiting logs leave with reason `evicted` (never dropped), and the process's peak resident
+//! memory stays under the bound the README states for the configured limits.
+
+mod common;
+
+use common::*;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
+use std::time::{Duration, Instant};
+
+const LOGS: usize = 200_000;
+const MAX_TRACES: usize = 20_000;
+const MAX_STATE_MIB: u64 = 16;
+const MAX_IN_FLIGHT: usize = 5_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_traces_is_evicted_within_the_memory_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (group, spans, logs, out, dlq) = (
+        unique("group"),
+        unique("spans"),
+        unique("logs"),
+        unique("out"),
+        unique("dlq"),
+    );
+    create_topics(&[&spans, &logs, &out, &dlq], 2).await;
+    let extra = format!(
+        "  max_traces: {MAX_TRACES}\n  max_state_bytes: {MAX_STATE_MIB}MiB\nlimits:\n  max_in_flight: {MAX_IN_FLIGHT}\n"
+    );
+    let config = write_config(dir.path(), &group, &spans, &logs, &out, &dlq, &extra);
+    // Every log its own trace, none with spans: each waits, and the state overflows.
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let padding = "x".repeat(200);
+    let now = chrono::Utc::now().to_rfc3339();
+    for n in 0..LOGS {
+        let trace = format!("{:032x}", n + 1);
+        let line = format!(
+            r#"{{"timestamp":"{now}","level":"INFO","message":"log_id=s{n} {padding}","trace_id":"{trace}"}}"#
+        );
+        let mut rec = Some(
+            BaseRecord::<str, str>::to(&logs)
+                .key(trace.as_str())
+                .payload(line.as_str()),
+        );
+        while let Some(r) = rec.take() {
+            if let Err((_, back)) = producer.send(r) {
+                std::thread::sleep(Duration::from_millis(5));
+                rec = Some(back);
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+
+    let proc = Process::spawn(&config, "storm");
+    let started = Instant::now();
+    let mut peak_kib = 0;
+    let mut delivered = 0;
+    while started.elapsed() < Duration::from_secs(180) {
+        peak_kib = peak_kib.max(proc.peak_rss_kib());
+        delivered = rdkafka_end_total(&out);
+        if delivered >= LOGS as i64 - MAX_TRACES as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    peak_kib = peak_kib.max(proc.peak_rss_kib());
+    let log_path = proc.log.clone();
+    let status = tokio::task::spawn_blocking(move || proc.terminate(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "exit {status}; delivered {delivered}; log tail:\n{}",
+        log.lines()
+            .filter(|l| !l.starts_with("  "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // What was still waiting at shutdown was not committed; everything else came out, evicted.
+    assert!(
+        delivered >= (LOGS - MAX_TRACES) as i64,
+        "only {delivered} of {LOGS} logs came out"
+    );
+    let sample = consume(&out, 1000, Duration::from_secs(30));
+    assert!(sample
+        .iter()
+        .all(|r| r.json()["join"]["reason"] == "evicted"
+            && r.json()["join"]["outcome"] == "unmatched"));
+    // The bound stated in the README: 100 MiB of process and client buffers, plus the join's
+    // max_state_bytes, plus 2 KiB per in-flight record.
+    let bound_kib = 100 * 1024 + MAX_STATE_MIB * 1024 + 2 * MAX_IN_FLIGHT as u64;
+    eprintln!("storm: {LOGS} traces through a state of {MAX_TRACES} traces / {MAX_STATE_MIB} MiB: peak RSS {} MiB (bound {} MiB)", peak_kib / 1024, bound_kib / 1024);
+    assert!(peak_kib > 0, "could not read the process's peak RSS");
+    assert!(
+        peak_kib < bound_kib,
+        "peak RSS {peak_kib} KiB over the bound {bound_kib} KiB"
+    );
+}
+
+/// Records in a topic (sum of end offsets).
+fn rdkafka_end_total(topic: &str) -> i64 {
+    end_offsets(topic, 2).iter().sum()
+}
