@@ -195,7 +195,7 @@ impl Table {
             .chain(self.overflow.as_ref())
             .map(|c| c.last_seen)
             .min()
-            .map(|t| t + timeout);
+            .and_then(|t| t.checked_add(timeout));
         before - self.series.len() - usize::from(self.overflow.is_some())
     }
 }
@@ -370,7 +370,8 @@ impl RedMetrics {
                 done.overflowed += 1;
             }
             if table.next_expiry.is_none() && !self.idle_timeout.is_zero() {
-                table.next_expiry = Some(now + self.idle_timeout);
+                // `None` again if the timeout is too long to add: then nothing ever expires.
+                table.next_expiry = now.checked_add(self.idle_timeout);
             }
         }
         table.overflowed += done.overflowed;

@@ -325,6 +325,19 @@ fn idle_series_expire_one_by_one() {
 }
 
 #[test]
+fn a_huge_timeout_does_not_overflow() {
+    let mut red = RedMetrics::new(&RedConfig {
+        series_idle_timeout: Duration::MAX,
+        ..cfg()
+    })
+    .unwrap();
+    let t0 = Instant::now();
+    red.observe_at(&[server(1, "a", 1)], t0);
+    assert_eq!(red.expire_idle(t0 + Duration::from_secs(1_000_000)), 0);
+    assert_eq!(red.series(), 1);
+}
+
+#[test]
 fn zero_timeout_keeps_series() {
     let mut red = RedMetrics::new(&RedConfig {
         series_idle_timeout: Duration::ZERO,
