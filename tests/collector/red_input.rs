@@ -217,7 +217,7 @@ pub fn parse(text: &str) -> Vec<Sample> {
             continue;
         }
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ')
+            .find(['{', ' '])
             .unwrap_or_else(|| panic!("no value on line {line:?}"));
         let name = line[..name_end].to_string();
         let mut labels = BTreeMap::new();
