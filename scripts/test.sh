@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what it needs, starts the real services on
-# 127.0.0.1 (Apache Kafka in KRaft mode, …), runs every test, and stops the services again.
+# 127.0.0.1 (Apache Kafka in KRaft mode, VictoriaLogs, …), runs every test, and stops the
+# services again.
 # Downloads and builds are cached outside the clone ($TRACEJOIN_CACHE, default ~/.cache/tracejoin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,12 +11,14 @@ started=$(date +%s)
 log "installing what the tests need"
 scripts/install-deps.sh
 scripts/kafka.sh install
+scripts/victorialogs.sh install
 TRACEJOIN_PYTHON="$(scripts/python-env.sh)"
 export TRACEJOIN_PYTHON
 
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/tracejoin-test.XXXXXX")"
 cleanup() {
   scripts/kafka.sh stop "$run_dir/kafka" || true
+  scripts/victorialogs.sh stop "$run_dir/vl" || true
   rm -rf "$run_dir"
 }
 trap cleanup EXIT
@@ -24,6 +27,10 @@ log "starting Apache Kafka"
 TRACEJOIN_KAFKA_BOOTSTRAP="$(scripts/kafka.sh start "$run_dir/kafka" | sed -n 's/^BOOTSTRAP=//p')"
 export TRACEJOIN_KAFKA_BOOTSTRAP
 log "kafka at $TRACEJOIN_KAFKA_BOOTSTRAP"
+log "starting VictoriaLogs (a real server of Loki's push protocol)"
+TRACEJOIN_VICTORIALOGS_URL="$(scripts/victorialogs.sh start "$run_dir/vl" | sed -n 's/^VICTORIALOGS_URL=//p')"
+export TRACEJOIN_VICTORIALOGS_URL
+log "victorialogs at $TRACEJOIN_VICTORIALOGS_URL"
 
 log "cargo fmt --check"
 cargo fmt --check

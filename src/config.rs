@@ -6,6 +6,7 @@
 //! and settings that would break the delivery guarantee; its errors name the key and the value.
 
 use crate::decode::logline::InputLogFormat;
+use crate::sinks::loki::{LokiConfig, LokiConfigError};
 use crate::sources::partitioner::Partitioner;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -303,6 +304,8 @@ pub struct OutputsConfig {
     pub kafka: KafkaOutput,
     /// Undecodable records and refused batches.
     pub dead_letter: DeadLetterOutput,
+    /// Enriched logs to Grafana Loki (or any server of its push protocol); off when absent.
+    pub loki: Option<LokiConfig>,
 }
 
 impl Default for OutputsConfig {
@@ -310,6 +313,7 @@ impl Default for OutputsConfig {
         OutputsConfig {
             kafka: KafkaOutput::default(),
             dead_letter: DeadLetterOutput::default(),
+            loki: None,
         }
     }
 }
@@ -533,12 +537,21 @@ impl Config {
         if self.limits.max_in_flight == 0 {
             return Err(invalid("limits.max_in_flight", 0, "must be at least 1"));
         }
-        if !self.outputs.kafka.enabled {
+        if !self.outputs.kafka.enabled && self.outputs.loki.is_none() {
             return Err(invalid(
                 "outputs.kafka.enabled",
                 false,
-                "no sink left: enable Kafka",
+                "no sink left: enable Kafka or configure outputs.loki",
             ));
+        }
+        if let Some(loki) = &self.outputs.loki {
+            loki.validate("outputs.loki").map_err(
+                |LokiConfigError::Invalid { key, value, reason }| ConfigError::Invalid {
+                    key,
+                    value,
+                    reason,
+                },
+            )?;
         }
         Ok(())
     }

@@ -21,7 +21,8 @@ use crate::decode::DecodeError;
 use crate::join::{Join, JoinOutput, JoinSettings, WatermarkTracker};
 use crate::model::{JoinOutcome, LogEvent, Origin, SpanSummary, TimestampSource};
 use crate::sinks::enriched;
-use crate::sinks::kafka::{dead_letter_headers, Delivery, KafkaSink, OutRecord};
+use crate::sinks::kafka::{dead_letter_headers, KafkaSink, OutRecord};
+use crate::sinks::loki::{BatchOutcome, LokiBatch, LokiClient, LokiSink};
 use crate::sources::kafka::{
     subscribe, AssignmentChange, BrokerTrouble, SourceConsumer, TopicTable,
 };
@@ -29,9 +30,12 @@ use crate::sources::offsets::OffsetTracker;
 use crate::telemetry::{metrics, server::Health};
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,6 +52,9 @@ pub enum PipelineError {
     /// A Kafka client could not be created.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The Loki sink could not be built.
+    #[error("loki sink: {0}")]
+    Loki(#[from] crate::sinks::loki::LokiError),
     /// The metrics endpoint could not bind.
     #[error("metrics endpoint {addr}: {source}")]
     Metrics {
@@ -91,6 +98,18 @@ pub struct Hooks {
     pub samples: Option<mpsc::Sender<(JoinOutcome, String)>>,
 }
 
+/// What a pending output resolves to.
+enum Completion {
+    /// These records' holds can be released (a chain of sends that ended).
+    Release(Vec<Origin>),
+    /// A Kafka acknowledgement of one record (or of nothing to release).
+    Acked(Option<Origin>),
+    /// A Loki batch finished.
+    Loki(BatchOutcome),
+}
+
+type Pending = Pin<Box<dyn Future<Output = Completion> + Send>>;
+
 const TICK: Duration = Duration::from_millis(200);
 const SAMPLES_PER_OUTCOME: u64 = 3;
 
@@ -107,7 +126,13 @@ struct Worker {
     log_decoder: LogDecoder,
     join: Join,
     watermark: WatermarkTracker,
-    inflight: FuturesUnordered<Delivery>,
+    inflight: FuturesUnordered<Pending>,
+    /// The Loki sink and its client, when `outputs.loki` is configured.
+    loki: Option<(LokiSink, LokiClient)>,
+    /// Entries in Loki batches being sent (counted for backpressure with Kafka's records).
+    loki_in_flight: usize,
+    /// Holds each log takes: one per sink it goes to.
+    holds_per_log: u32,
     paused: bool,
     health: Health,
     hooks: Hooks,
@@ -144,6 +169,16 @@ pub async fn run(
     let (consumer, mut changes) =
         subscribe(&config, topics.clone(), offsets.clone(), trouble.clone())?;
     let sink = KafkaSink::new(&config)?;
+    let loki = match &config.outputs.loki {
+        Some(cfg) => {
+            let sink = LokiSink::new(cfg.clone())?;
+            let client = sink.client();
+            tracing::info!(url = client.url(), "loki sink on");
+            Some((sink, client))
+        }
+        None => None,
+    };
+    let holds_per_log = u32::from(config.outputs.kafka.enabled) + u32::from(loki.is_some());
     let partition_counts =
         watch_partition_counts(consumer.clone(), topics.clone(), shutdown.clone());
     let j = &config.join;
@@ -164,6 +199,9 @@ pub async fn run(
         }),
         watermark: WatermarkTracker::new(j.allowed_lateness, j.idle_timeout),
         inflight: FuturesUnordered::new(),
+        loki,
+        loki_in_flight: 0,
+        holds_per_log,
         paused: false,
         health,
         hooks,
@@ -264,14 +302,88 @@ impl Worker {
         }
     }
 
-    fn on_delivered(&mut self, origin: Option<Origin>) {
-        if let Some(o) = origin {
-            self.offsets
-                .lock()
-                .expect("not poisoned")
-                .release((o.topic, o.partition), o.offset);
+    fn on_delivered(&mut self, done: Completion) {
+        let release = |offsets: &mut OffsetTracker, o: Origin| {
+            offsets.release((o.topic, o.partition), o.offset)
+        };
+        match done {
+            Completion::Acked(origin) => {
+                if let Some(o) = origin {
+                    release(&mut self.offsets.lock().expect("not poisoned"), o);
+                }
+            }
+            Completion::Release(origins) => {
+                let mut offsets = self.offsets.lock().expect("not poisoned");
+                for o in origins {
+                    release(&mut offsets, o);
+                }
+            }
+            Completion::Loki(outcome) => {
+                metrics().loki_batch(&outcome);
+                self.loki_in_flight = self.loki_in_flight.saturating_sub(outcome.origins().len());
+                match outcome {
+                    BatchOutcome::Delivered { origins, .. } => {
+                        let mut offsets = self.offsets.lock().expect("not poisoned");
+                        for o in origins {
+                            release(&mut offsets, o);
+                        }
+                    }
+                    BatchOutcome::Rejected {
+                        origins,
+                        status,
+                        reason,
+                        payload,
+                        cause,
+                        ..
+                    } => {
+                        tracing::warn!(status, %reason, entries = origins.len(), "loki refused a batch: dead-lettered");
+                        let headers = dead_letter_headers(
+                            &format!("loki_{}", cause.as_str()),
+                            &reason,
+                            "loki",
+                            -1,
+                            -1,
+                        );
+                        self.dead_letter_then_release(payload, headers, origins);
+                    }
+                }
+            }
         }
         self.update_backpressure();
+    }
+
+    /// Sends a dead letter for records of the Loki path; their holds are released once Kafka
+    /// has it.
+    fn dead_letter_then_release(
+        &mut self,
+        payload: Vec<u8>,
+        headers: rdkafka::message::OwnedHeaders,
+        origins: Vec<Origin>,
+    ) {
+        metrics().dead_lettered("loki", "loki_refused");
+        let record = OutRecord {
+            topic: self.dead_letter_topic.clone(),
+            key: None,
+            payload,
+            headers: Some(headers),
+            origin: None,
+            event_time_nanos: None,
+        };
+        let delivery = self.sink.send(record);
+        self.inflight.push(Box::pin(
+            delivery.map(move |_| Completion::Release(origins)),
+        ));
+    }
+
+    fn send_loki(&mut self, batch: LokiBatch) {
+        let Some((_, client)) = &self.loki else {
+            return;
+        };
+        let client = client.clone();
+        self.loki_in_flight += batch.entries();
+        self.inflight.push(Box::pin(async move {
+            Completion::Loki(client.send(batch).await)
+        }));
     }
 
     fn on_record(&mut self, m: &BorrowedMessage<'_>) {
@@ -428,7 +540,7 @@ impl Worker {
             kafka_nanos,
             &mut self.logs_buf,
         )?;
-        let n = self.logs_buf.len() as u32;
+        let n = self.logs_buf.len() as u32 * self.holds_per_log;
         self.offsets.lock().expect("not poisoned").hold(
             (origin.topic, origin.partition),
             origin.offset,
@@ -487,7 +599,8 @@ impl Worker {
             origin: Some(origin),
             event_time_nanos: None,
         };
-        self.inflight.push(self.sink.send(record));
+        self.inflight
+            .push(Box::pin(self.sink.send(record).map(Completion::Acked)));
     }
 
     /// Sends what the join emitted and releases the span records it let go.
@@ -505,7 +618,9 @@ impl Worker {
             return;
         }
         let mut counts = std::collections::HashMap::new();
-        for joined in self.out.emitted.drain(..) {
+        // Taken out (and put back, keeping its capacity) so the loop may borrow `self`.
+        let mut emitted = std::mem::take(&mut self.out.emitted);
+        for joined in emitted.drain(..) {
             *counts
                 .entry((joined.outcome, joined.reason))
                 .or_insert(0u64) += 1;
@@ -526,6 +641,33 @@ impl Worker {
                     ));
                 }
             }
+            if let Some((loki, _)) = &mut self.loki {
+                match loki.add(&joined) {
+                    Ok(Some(batch)) => self.send_loki(batch),
+                    Ok(None) => {}
+                    Err(oversized) => {
+                        let headers = dead_letter_headers(
+                            "loki_line_too_large",
+                            &oversized.to_string(),
+                            self.topics.name(oversized.origin.topic),
+                            oversized.origin.partition,
+                            oversized.origin.offset,
+                        );
+                        self.dead_letter_then_release(
+                            oversized.payload,
+                            headers,
+                            vec![oversized.origin],
+                        );
+                    }
+                }
+            }
+            if !self.config.outputs.kafka.enabled {
+                self.hooks
+                    .progress
+                    .delivered
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let record = OutRecord {
                 topic: self.output_topic.clone(),
                 key: joined.log.trace_id.map(|t| t.to_hex().as_bytes().to_vec()),
@@ -539,9 +681,10 @@ impl Worker {
             self.inflight.push(Box::pin(async move {
                 let origin = delivery.await;
                 progress.delivered.fetch_add(1, Ordering::Relaxed);
-                origin
+                Completion::Acked(origin)
             }));
         }
+        self.out.emitted = emitted;
         for ((outcome, reason), n) in counts {
             metrics().logs_emitted(outcome, reason, n);
         }
@@ -550,7 +693,7 @@ impl Worker {
 
     fn update_backpressure(&mut self) {
         let cap = self.config.limits.max_in_flight;
-        let n = self.inflight.len();
+        let n = self.inflight.len() + self.loki_in_flight;
         let want_pause = if self.paused { n > cap / 2 } else { n >= cap };
         if want_pause != self.paused {
             if let Ok(assignment) = self.consumer.assignment() {
@@ -573,6 +716,9 @@ impl Worker {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        if let Some(batch) = self.loki.as_mut().and_then(|(l, _)| l.take_due(now, false)) {
+            self.send_loki(batch);
+        }
         if let Some(w) = self.watermark.watermark(now, self.trouble.last()) {
             self.join.advance_watermark(w, &mut self.out);
             self.ship();
@@ -633,6 +779,13 @@ impl Worker {
         if self.config.shutdown.emit_waiting_logs {
             self.join.drain(&mut self.out);
             self.ship();
+        }
+        if let Some(batch) = self
+            .loki
+            .as_mut()
+            .and_then(|(l, _)| l.take_due(Instant::now(), true))
+        {
+            self.send_loki(batch);
         }
         let deadline = tokio::time::sleep(self.config.shutdown.timeout);
         tokio::pin!(deadline);

@@ -38,6 +38,11 @@ pub struct Metrics {
     paused: IntGauge,
     end_to_end_latency: Histogram,
     partition_key_mismatch: IntCounterVec,
+    loki_entries: IntCounterVec,
+    loki_bytes: IntCounterVec,
+    loki_batches: IntCounterVec,
+    loki_retries: IntCounterVec,
+    loki_request_duration: Histogram,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -121,6 +126,19 @@ impl Metrics {
             paused: gauge(&r, "tracejoin_consumption_paused", "1 while consumption is paused because sinks are behind (backpressure)."),
             end_to_end_latency,
             partition_key_mismatch: counter_vec(&r, "tracejoin_partition_key_mismatch_total", "Keyed records whose key does not hash to their partition under the configured partitioner (topics not co-partitioned).", &["topic"]),
+            loki_entries: counter_vec(&r, "tracejoin_loki_entries_total", "Log entries pushed to Loki, by result (delivered, rejected).", &["result"]),
+            loki_bytes: counter_vec(&r, "tracejoin_loki_bytes_total", "Bytes of delivered Loki pushes, before (uncompressed) and after (wire) compression.", &["encoding"]),
+            loki_batches: counter_vec(&r, "tracejoin_loki_batches_total", "Loki push batches by result: delivered, or the rejection cause (dead-lettered).", &["result"]),
+            loki_retries: counter_vec(&r, "tracejoin_loki_retries_total", "Loki push attempts retried, by cause (rate_limited, server_error, connection).", &["cause"]),
+            loki_request_duration: {
+                let h = Histogram::with_opts(
+                    HistogramOpts::new("tracejoin_loki_request_duration_seconds", "Duration of one Loki push request (the last attempt of a batch).")
+                        .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                )
+                .expect("valid metric");
+                r.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
             registry: r,
         }
     }
@@ -210,6 +228,47 @@ impl Metrics {
     pub fn end_to_end_latency(&self, seconds: f64) {
         self.end_to_end_latency.observe(seconds);
     }
+    /// A Loki batch finished: delivered or rejected.
+    pub fn loki_batch(&self, outcome: &crate::sinks::loki::BatchOutcome) {
+        use crate::sinks::loki::BatchOutcome;
+        let stats = outcome.stats();
+        match outcome {
+            BatchOutcome::Delivered { entries, bytes, .. } => {
+                self.loki_entries
+                    .with_label_values(&["delivered"])
+                    .inc_by(*entries as u64);
+                self.loki_bytes
+                    .with_label_values(&["uncompressed"])
+                    .inc_by(*bytes as u64);
+                self.loki_bytes
+                    .with_label_values(&["wire"])
+                    .inc_by(stats.wire_bytes as u64);
+                self.loki_batches.with_label_values(&["delivered"]).inc();
+            }
+            BatchOutcome::Rejected { origins, cause, .. } => {
+                self.loki_entries
+                    .with_label_values(&["rejected"])
+                    .inc_by(origins.len() as u64);
+                self.loki_batches.with_label_values(&[cause.as_str()]).inc();
+            }
+        }
+        for (cause, n) in [
+            ("rate_limited", stats.retries_rate_limited),
+            ("server_error", stats.retries_server_error),
+            ("connection", stats.retries_connection),
+        ] {
+            if n > 0 {
+                self.loki_retries
+                    .with_label_values(&[cause])
+                    .inc_by(u64::from(n));
+            }
+        }
+        if stats.attempts > 0 {
+            self.loki_request_duration
+                .observe(stats.request_latency.as_secs_f64());
+        }
+    }
+
     /// A keyed record on the wrong partition for its key.
     pub fn partition_key_mismatch(&self, topic: &str) {
         self.partition_key_mismatch
