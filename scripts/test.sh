@@ -32,8 +32,9 @@ TRACEJOIN_VICTORIALOGS_URL="$(scripts/victorialogs.sh start "$run_dir/vl" | sed 
 export TRACEJOIN_VICTORIALOGS_URL
 log "victorialogs at $TRACEJOIN_VICTORIALOGS_URL"
 
-log "cargo fmt --check"
+log "cargo fmt --check; cargo clippy -D warnings"
 cargo fmt --check
+cargo clippy --release --lib --bins --tests --examples --benches -- -D warnings
 log "cargo test (release profile: the same build the demo and benches use)"
 cargo test --release --lib --bins --tests --examples -- --test-threads 2
 log "benches, once each in criterion's test mode (they must build and run; timings come from cargo bench)"

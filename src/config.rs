@@ -297,7 +297,7 @@ impl Default for JoinConfig {
 }
 
 /// Where enriched logs and dead letters go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputsConfig {
     /// Enriched logs as JSON to a Kafka topic.
@@ -306,16 +306,6 @@ pub struct OutputsConfig {
     pub dead_letter: DeadLetterOutput,
     /// Enriched logs to Grafana Loki (or any server of its push protocol); off when absent.
     pub loki: Option<LokiConfig>,
-}
-
-impl Default for OutputsConfig {
-    fn default() -> Self {
-        OutputsConfig {
-            kafka: KafkaOutput::default(),
-            dead_letter: DeadLetterOutput::default(),
-            loki: None,
-        }
-    }
 }
 
 /// The enriched-logs topic.

@@ -41,11 +41,14 @@ fn parse_epoch(s: &str) -> Option<i64> {
         return None;
     }
     let whole: i64 = int.parse().ok()?;
-    let scale: u32 = match whole {
-        ..100_000_000_000 => 9,
-        ..100_000_000_000_000 => 6,
-        ..100_000_000_000_000_000 => 3,
-        _ => 0,
+    let scale: u32 = if whole < 100_000_000_000 {
+        9
+    } else if whole < 100_000_000_000_000 {
+        6
+    } else if whole < 100_000_000_000_000_000 {
+        3
+    } else {
+        0
     };
     let mut frac_nanos: i64 = 0;
     for (i, d) in frac.bytes().take(scale as usize).enumerate() {

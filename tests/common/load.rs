@@ -26,11 +26,11 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// One trace's records: (topic is spans?, key, payload), and its logs' expectations.
-pub fn trace_records(
-    n: u64,
-    now_nanos: u64,
-) -> (Vec<(bool, String, Vec<u8>)>, Vec<(String, Expect)>) {
+/// A record to produce: (to the spans topic?, key, payload).
+pub type LoadRecord = (bool, String, Vec<u8>);
+
+/// One trace's records, and its logs' expectations.
+pub fn trace_records(n: u64, now_nanos: u64) -> (Vec<LoadRecord>, Vec<(String, Expect)>) {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::resource::v1::Resource;
