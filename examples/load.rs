@@ -18,7 +18,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -133,17 +133,7 @@ fn producer(bootstrap: &str) -> ThreadedProducer<DefaultProducerContext> {
 
 fn send(p: &ThreadedProducer<DefaultProducerContext>, t: &Topics, r: &generator::GenRecord) {
     let topic = if r.spans { &t.spans } else { &t.logs };
-    let mut rec = BaseRecord::<str, [u8]>::to(topic).payload(&r.payload);
-    if let Some(k) = &r.key {
-        rec = rec.key(k.as_str());
-    }
-    let mut rec = Some(rec);
-    while let Some(record) = rec.take() {
-        if let Err((_, back)) = p.send(record) {
-            std::thread::sleep(Duration::from_millis(2));
-            rec = Some(back);
-        }
-    }
+    generator::send_blocking(p, topic, r.key.as_deref(), &r.payload);
 }
 
 fn start(
@@ -226,41 +216,23 @@ async fn steady(bootstrap: &str, a: &Args) {
         }
     }
     let p = producer(bootstrap);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
-    let mut counts = Generated::default();
-    let mut batch = Vec::new();
-    let mut delayed: Vec<(Instant, generator::GenRecord)> = Vec::new();
+    let mut traffic = generator::Traffic::new(2, a.rate as f64);
+    let mut due = Vec::new();
     let start = Instant::now();
-    let mut seq = 0;
     let mut max_state = 0u64;
     while start.elapsed() < Duration::from_secs(a.seconds) {
-        let due = (start.elapsed().as_secs_f64() * a.rate as f64) as u64;
-        while seq < due {
-            generator::trace(&mut rng, seq, &mut batch, &mut counts);
-            seq += 1;
+        traffic.due(&mut due);
+        for r in due.drain(..) {
+            send(&p, &t, &r);
         }
-        let now = Instant::now();
-        for r in batch.drain(..) {
-            if r.delay_ms > 0 {
-                delayed.push((now + Duration::from_millis(r.delay_ms), r));
-            } else {
-                send(&p, &t, &r);
-            }
-        }
-        delayed.retain(|(at, r)| {
-            if *at <= now {
-                send(&p, &t, r);
-                false
-            } else {
-                true
-            }
-        });
         max_state = max_state.max(progress.open_traces.load(Ordering::Relaxed));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    for (_, r) in delayed.drain(..) {
+    traffic.rest(&mut due);
+    for r in due.drain(..) {
         send(&p, &t, &r);
     }
+    let counts = traffic.counts();
     p.flush(Duration::from_secs(30)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while progress.delivered.load(Ordering::Relaxed) < counts.logs && Instant::now() < deadline {

@@ -548,3 +548,88 @@ fn raw_line(l: &GenLog) -> String {
         ),
     }
 }
+
+/// Traffic at a steady rate of traces per second, with the delayed records (spans produced after
+/// their logs, late logs) released when their time comes. Shared by the demo and the load
+/// harness.
+pub struct Traffic {
+    rng: rand::rngs::StdRng,
+    rate: f64,
+    start: std::time::Instant,
+    seq: u64,
+    counts: Generated,
+    batch: Vec<GenRecord>,
+    delayed: Vec<(std::time::Instant, GenRecord)>,
+}
+
+impl Traffic {
+    /// Traffic of `rate` traces per second from now, reproducible from `seed`.
+    pub fn new(seed: u64, rate: f64) -> Self {
+        use rand::SeedableRng;
+        Traffic {
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            rate,
+            start: std::time::Instant::now(),
+            seq: 0,
+            counts: Generated::default(),
+            batch: Vec::new(),
+            delayed: Vec::new(),
+        }
+    }
+
+    /// Appends to `out` every record due by now.
+    pub fn due(&mut self, out: &mut Vec<GenRecord>) {
+        let now = std::time::Instant::now();
+        let due = (now.duration_since(self.start).as_secs_f64() * self.rate) as u64;
+        while self.seq < due {
+            trace(&mut self.rng, self.seq, &mut self.batch, &mut self.counts);
+            self.seq += 1;
+        }
+        for r in self.batch.drain(..) {
+            if r.delay_ms > 0 {
+                self.delayed
+                    .push((now + std::time::Duration::from_millis(r.delay_ms), r));
+            } else {
+                out.push(r);
+            }
+        }
+        let mut i = 0;
+        while i < self.delayed.len() {
+            if self.delayed[i].0 <= now {
+                out.push(self.delayed.swap_remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Appends every record still held back (at the end of a run).
+    pub fn rest(&mut self, out: &mut Vec<GenRecord>) {
+        out.extend(self.delayed.drain(..).map(|(_, r)| r));
+    }
+
+    /// What was generated so far.
+    pub fn counts(&self) -> Generated {
+        self.counts
+    }
+}
+
+/// Produces one record, waiting while librdkafka's queue is full.
+pub fn send_blocking(
+    producer: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    topic: &str,
+    key: Option<&str>,
+    payload: &[u8],
+) {
+    let mut rec = rdkafka::producer::BaseRecord::<str, [u8]>::to(topic).payload(payload);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    let mut rec = Some(rec);
+    while let Some(record) = rec.take() {
+        if let Err((_, back)) = producer.send(record) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            rec = Some(back);
+        }
+    }
+}

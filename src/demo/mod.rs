@@ -13,9 +13,8 @@ use crate::model::JoinOutcome;
 use crate::pipeline::{self, Hooks, Progress};
 use crate::telemetry::server::{self, Health};
 use generator::Generated;
-use rand::SeedableRng;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -145,62 +144,32 @@ async fn generate(
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "500000")
         .create()?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-    let mut counts = Generated::default();
-    let mut delayed: Vec<(Instant, generator::GenRecord)> = Vec::new();
+    let mut traffic = generator::Traffic::new(42, f64::from(opts.rate));
+    let mut due = Vec::new();
     let start = Instant::now();
-    let mut seq = 0u64;
-    let mut batch = Vec::new();
     let mut last_print = Instant::now();
     while start.elapsed() < opts.duration {
-        let due = (start.elapsed().as_secs_f64() * opts.rate as f64) as u64;
-        while seq < due {
-            generator::trace(&mut rng, seq, &mut batch, &mut counts);
-            seq += 1;
+        traffic.due(&mut due);
+        for r in due.drain(..) {
+            send(&producer, &r);
         }
-        let now = Instant::now();
-        for r in batch.drain(..) {
-            if r.delay_ms > 0 {
-                delayed.push((now + Duration::from_millis(r.delay_ms), r));
-            } else {
-                send(&producer, &r);
-            }
-        }
-        delayed.retain(|(at, r)| {
-            if *at <= now {
-                send(&producer, r);
-                false
-            } else {
-                true
-            }
-        });
         if last_print.elapsed() >= Duration::from_millis(500) {
             last_print = Instant::now();
-            print_progress(progress, start.elapsed(), Some(counts.logs));
+            print_progress(progress, start.elapsed(), Some(traffic.counts().logs));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for (_, r) in delayed.drain(..) {
+    traffic.rest(&mut due);
+    for r in due.drain(..) {
         send(&producer, &r);
     }
     producer.flush(Duration::from_secs(10))?;
-    Ok(counts)
+    Ok(traffic.counts())
 }
 
 fn send(producer: &ThreadedProducer<DefaultProducerContext>, r: &generator::GenRecord) {
     let topic = if r.spans { "otlp_spans" } else { "app_logs" };
-    let mut rec = BaseRecord::<str, [u8]>::to(topic).payload(&r.payload);
-    if let Some(k) = &r.key {
-        rec = rec.key(k.as_str());
-    }
-    let mut rec = Some(rec);
-    while let Some(record) = rec.take() {
-        if let Err((_, back)) = producer.send(record) {
-            // Queue full: let librdkafka drain it.
-            std::thread::sleep(Duration::from_millis(5));
-            rec = Some(back);
-        }
-    }
+    generator::send_blocking(producer, topic, r.key.as_deref(), &r.payload);
 }
 
 fn print_progress(p: &Progress, elapsed: Duration, generated_logs: Option<u64>) {
