@@ -12,6 +12,8 @@ log "installing what the tests need"
 scripts/install-deps.sh
 scripts/kafka.sh install
 scripts/victorialogs.sh install
+scripts/prometheus.sh install
+scripts/collector.sh install
 TRACEJOIN_PYTHON="$(scripts/python-env.sh)"
 export TRACEJOIN_PYTHON
 

@@ -6,6 +6,7 @@
 //! and settings that would break the delivery guarantee; its errors name the key and the value.
 
 use crate::decode::logline::InputLogFormat;
+use crate::derive::red::{RedConfig, RedError};
 use crate::sinks::loki::{LokiConfig, LokiConfigError};
 use crate::sources::partitioner::Partitioner;
 use serde::{Deserialize, Deserializer};
@@ -352,12 +353,16 @@ impl Default for DeadLetterOutput {
 pub struct MetricsConfig {
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     pub listen: SocketAddr,
+    /// RED metrics (rate, errors, duration) from the spans, named like the OpenTelemetry
+    /// Collector's spanmetrics connector.
+    pub red: RedConfig,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            red: RedConfig::default(),
         }
     }
 }
@@ -444,6 +449,11 @@ impl Config {
 
     /// Checks the rules serde cannot; the error names the key and value.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.metrics.red.validate().map_err(|e| match e {
+            RedError::Invalid { key, value, reason } => {
+                invalid(&format!("metrics.red.{key}"), value, &reason)
+            }
+        })?;
         if self.kafka.bootstrap_servers.trim().is_empty() {
             return Err(invalid(
                 "kafka.bootstrap_servers",

@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod decode;
 pub mod demo;
+pub mod derive;
 pub mod join;
 pub mod model;
 pub mod pipeline;

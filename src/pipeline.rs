@@ -18,6 +18,7 @@ use crate::decode::logline::{InputLogFormat, LogDecoder};
 use crate::decode::otlp::SpanDecoder;
 use crate::decode::rules::{ExtractRules, RulesError};
 use crate::decode::DecodeError;
+use crate::derive::red::{RedError, RedMetrics};
 use crate::join::{Join, JoinOutput, JoinSettings, WatermarkTracker};
 use crate::model::{JoinOutcome, LogEvent, Origin, SpanSummary, TimestampSource};
 use crate::sinks::enriched;
@@ -55,6 +56,9 @@ pub enum PipelineError {
     /// The Loki sink could not be built.
     #[error("loki sink: {0}")]
     Loki(#[from] crate::sinks::loki::LokiError),
+    /// The RED metrics config is invalid.
+    #[error(transparent)]
+    Red(#[from] RedError),
     /// The metrics endpoint could not bind.
     #[error("metrics endpoint {addr}: {source}")]
     Metrics {
@@ -125,6 +129,8 @@ struct Worker {
     span_decoder: SpanDecoder,
     log_decoder: LogDecoder,
     join: Join,
+    /// RED metrics from the spans (`metrics.red`), when enabled.
+    red: Option<RedMetrics>,
     watermark: WatermarkTracker,
     inflight: FuturesUnordered<Pending>,
     /// The Loki sink and its client, when `outputs.loki` is configured.
@@ -182,6 +188,20 @@ pub async fn run(
     let partition_counts =
         watch_partition_counts(consumer.clone(), topics.clone(), shutdown.clone());
     let j = &config.join;
+    let red = if config.metrics.red.enabled {
+        let red = RedMetrics::new(&config.metrics.red)?;
+        health.add_registry(red.registry());
+        Some(red)
+    } else {
+        None
+    };
+    // The decoder keeps the span attributes the join uses and those the RED dimensions use.
+    let mut keep = j.span_attributes.clone();
+    for d in &config.metrics.red.dimensions {
+        if !keep.contains(&d.name) {
+            keep.push(d.name.clone());
+        }
+    }
     let mut w = Worker {
         log_formats: config.inputs.logs.iter().map(|l| l.format).collect(),
         consumer,
@@ -189,7 +209,7 @@ pub async fn run(
         sink,
         output_topic: config.outputs.kafka.topic.as_str().into(),
         dead_letter_topic: config.outputs.dead_letter.topic.as_str().into(),
-        span_decoder: SpanDecoder::new(&j.span_attributes, 100_000),
+        span_decoder: SpanDecoder::new(&keep, 100_000),
         log_decoder: LogDecoder::new(rules, 100_000),
         join: Join::new(JoinSettings {
             max_wait: j.max_wait,
@@ -197,6 +217,7 @@ pub async fn run(
             max_traces: j.max_traces,
             max_state_bytes: j.max_state_bytes.as_usize(),
         }),
+        red,
         watermark: WatermarkTracker::new(j.allowed_lateness, j.idle_timeout),
         inflight: FuturesUnordered::new(),
         loki,
@@ -499,6 +520,10 @@ impl Worker {
         if clamped > 0 {
             metrics().timestamp_adjusted("clamped_future", clamped);
         }
+        if let Some(red) = &mut self.red {
+            let o = red.observe(&self.spans_buf);
+            metrics().red_observed(o.duplicates, o.overflowed);
+        }
         let decoded = self.spans_buf.len() as u64;
         self.hooks
             .progress
@@ -716,6 +741,10 @@ impl Worker {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        if let Some(red) = &mut self.red {
+            red.expire_idle(now);
+            metrics().red_series(red.series());
+        }
         if let Some(batch) = self.loki.as_mut().and_then(|(l, _)| l.take_due(now, false)) {
             self.send_loki(batch);
         }

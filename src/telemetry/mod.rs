@@ -38,6 +38,9 @@ pub struct Metrics {
     paused: IntGauge,
     end_to_end_latency: Histogram,
     partition_key_mismatch: IntCounterVec,
+    red_series: IntGauge,
+    red_duplicates: IntCounter,
+    red_overflowed: IntCounter,
     loki_entries: IntCounterVec,
     loki_bytes: IntCounterVec,
     loki_batches: IntCounterVec,
@@ -139,6 +142,9 @@ impl Metrics {
                 r.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
+            red_series: gauge(&r, "tracejoin_red_series", "Series each RED metric holds (the overflow series included)."),
+            red_duplicates: counter(&r, "tracejoin_red_duplicate_spans_total", "Spans not counted in the RED metrics because the same trace and span id was counted recently (redeliveries)."),
+            red_overflowed: counter(&r, "tracejoin_red_overflow_spans_total", "Spans counted in the RED overflow series (otel_metric_overflow=\"true\") because the series cap was reached."),
             registry: r,
         }
     }
@@ -269,6 +275,15 @@ impl Metrics {
         }
     }
 
+    /// RED metrics: spans skipped as redeliveries and spans folded into the overflow series.
+    pub fn red_observed(&self, duplicates: u64, overflowed: u64) {
+        self.red_duplicates.inc_by(duplicates);
+        self.red_overflowed.inc_by(overflowed);
+    }
+    /// RED metrics: series held per metric.
+    pub fn red_series(&self, n: usize) {
+        self.red_series.set(n as i64);
+    }
     /// A keyed record on the wrong partition for its key.
     pub fn partition_key_mismatch(&self, topic: &str) {
         self.partition_key_mismatch
