@@ -252,8 +252,26 @@ async fn joins_every_log_shape_exactly_once_on_a_real_broker() {
         expected.len(),
         "not every log came out in time"
     );
-    // Give a duplicate, if the pipeline made one, time to show up, then read everything.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Consumer lag per partition comes from librdkafka's statistics (every 5 s): caught up, 0.
+    // Meanwhile a duplicate, if the pipeline made one, has time to show up.
+    let lag_line = format!(
+        "tracejoin_consumer_lag_records{{partition=\"0\",topic=\"{}\"}}",
+        t.logs
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut last = None;
+    while last.as_deref() != Some("0") {
+        let exposition = running.health.render();
+        last = exposition
+            .lines()
+            .find_map(|l| l.strip_prefix(&lag_line))
+            .map(|v| v.trim().to_string());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{lag_line} never reached 0 (last: {last:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     running.stop().await;
     let records = consume(&t.out, usize::MAX, Duration::from_secs(4));
     let got = by_log_id(&records);

@@ -106,6 +106,21 @@ pub struct SourceContext {
 }
 
 impl ClientContext for SourceContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): consumer lag per partition.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        for (topic, t) in &stats.topics {
+            if self.topics.index(topic).is_none() {
+                continue;
+            }
+            for (partition, p) in &t.partitions {
+                // -1: the internal unassigned partition; lag -1: not being consumed here.
+                if *partition >= 0 && p.consumer_lag >= 0 && p.fetch_state == "active" {
+                    crate::telemetry::metrics().consumer_lag(topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         self.trouble.record();
         tracing::warn!(%error, reason, "kafka client error");
@@ -194,6 +209,8 @@ pub fn subscribe(
         .set_if_absent("session.timeout.ms", "10000")
         // Reconnect attempts (and so trouble reports) at least every second during an outage.
         .set_if_absent("reconnect.backoff.max.ms", "1000")
+        // Consumer lag per partition comes from librdkafka's statistics.
+        .set_if_absent("statistics.interval.ms", "5000")
         .set_if_absent("enable.partition.eof", "false")
         // librdkafka prefetches up to 64 MiB per partition by default; the join has its own
         // bound, and memory should be the sum of stated bounds (README, Memory).

@@ -41,6 +41,7 @@ pub struct Metrics {
     red_series: IntGauge,
     red_duplicates: IntCounter,
     red_overflowed: IntCounter,
+    consumer_lag: IntGaugeVec,
     loki_entries: IntCounterVec,
     loki_bytes: IntCounterVec,
     loki_batches: IntCounterVec,
@@ -129,6 +130,15 @@ impl Metrics {
             paused: gauge(&r, "tracejoin_consumption_paused", "1 while consumption is paused because sinks are behind (backpressure)."),
             end_to_end_latency,
             partition_key_mismatch: counter_vec(&r, "tracejoin_partition_key_mismatch_total", "Keyed records whose key does not hash to their partition under the configured partitioner (topics not co-partitioned).", &["topic"]),
+            consumer_lag: {
+                let g = IntGaugeVec::new(
+                    Opts::new("tracejoin_consumer_lag_records", "Records between the consumer's position and the partition's end, by topic and partition (from librdkafka's statistics, every 5 s)."),
+                    &["topic", "partition"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
             loki_entries: counter_vec(&r, "tracejoin_loki_entries_total", "Log entries pushed to Loki, by result (delivered, rejected).", &["result"]),
             loki_bytes: counter_vec(&r, "tracejoin_loki_bytes_total", "Bytes of delivered Loki pushes, before (uncompressed) and after (wire) compression.", &["encoding"]),
             loki_batches: counter_vec(&r, "tracejoin_loki_batches_total", "Loki push batches by result: delivered, or the rejection cause (dead-lettered).", &["result"]),
@@ -234,6 +244,13 @@ impl Metrics {
     pub fn end_to_end_latency(&self, seconds: f64) {
         self.end_to_end_latency.observe(seconds);
     }
+    /// Consumer lag of a partition.
+    pub fn consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.consumer_lag
+            .with_label_values(&[topic, &partition.to_string()])
+            .set(lag);
+    }
+
     /// A Loki batch finished: delivered or rejected.
     pub fn loki_batch(&self, outcome: &crate::sinks::loki::BatchOutcome) {
         use crate::sinks::loki::BatchOutcome;
