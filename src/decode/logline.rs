@@ -440,12 +440,15 @@ pub fn parse_logfmt(line: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
             while i < b.len() && b[i] != b'"' {
                 if b[i] == b'\\' && i + 1 < b.len() {
                     let s = owned.get_or_insert_with(|| line[start..i].to_string());
-                    s.push(match b[i + 1] {
-                        b'n' => '\n',
-                        b't' => '\t',
-                        c => c as char,
+                    // The escaped character may be multi-byte: step over all of it (found by the
+                    // logs fuzz target: stepping two bytes split a UTF-8 sequence).
+                    let escaped = line[i + 1..].chars().next().unwrap_or('\\');
+                    s.push(match escaped {
+                        'n' => '\n',
+                        't' => '\t',
+                        c => c,
                     });
-                    i += 2;
+                    i += 1 + escaped.len_utf8();
                     continue;
                 }
                 let ch_len = line[i..].chars().next().map_or(1, char::len_utf8);

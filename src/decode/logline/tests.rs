@@ -200,3 +200,24 @@ fn logfmt_parser_edge_cases() {
         ]
     );
 }
+
+#[test]
+fn logfmt_escape_before_a_multibyte_character() {
+    // Found by the logs fuzz target: a backslash before a multi-byte character.
+    let pairs = parse_logfmt("msg=\"slow \\Þuery\" level=warn");
+    assert_eq!(pairs[0].1, "slow Þuery");
+    assert_eq!(pairs[1].1, "warn");
+    let line = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/corpus/fuzz-logs-logfmt-escape.bin"
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = decoder().decode(
+        Bytes::from(line[1..].to_vec()),
+        InputLogFormat::Auto,
+        ORIGIN,
+        KAFKA_TS,
+        &mut out,
+    );
+}
