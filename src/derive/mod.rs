@@ -4,3 +4,4 @@
 //!   OpenTelemetry Collector's spanmetrics connector.
 
 pub mod red;
+pub mod slo;

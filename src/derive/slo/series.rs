@@ -1,0 +1,294 @@
+//! One SLO's counters: the SLI rings (total and bad events by span end time), the attribution
+//! rings (finalised bad events by operation and cause), the raw event counters, and the capped
+//! operation and cause names. Shared with the exposition behind the engine's mutex.
+//!
+//! Memory per SLO is fixed by the ring shapes (see `window.rs`), plus one attribution column
+//! per (operation, cause) pair seen in the last 3 days, at most
+//! `(max_operations + 1) × (max_causes + 3)` pairs.
+
+use super::labels::{LabelTable, CAUSE_NONE, CAUSE_RESERVED, OP_RESERVED};
+use super::window::Shape;
+use super::window::{
+    Grid, Window, ATTR_COARSE, ATTR_FINE, PERIOD_SLACK_HOURS, SLI_COARSE, SLI_FINE,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOTAL: usize = 0;
+const BAD: usize = 1;
+/// The attribution rings' column of all finalised bad events.
+const ALL_BAD: usize = 0;
+
+/// What names an SLO in the exported series.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub(crate) name: Arc<str>,
+    pub(crate) service: Arc<str>,
+    pub(crate) sloth_id: Arc<str>,
+    pub(crate) objective: f64,
+    pub(crate) period: Duration,
+    /// The period as Prometheus writes a duration (`30d`, `4w`).
+    pub(crate) period_str: String,
+    pub(crate) labels: Vec<(String, String)>,
+}
+
+impl Meta {
+    /// `1 - objective`.
+    pub(crate) fn budget(&self) -> f64 {
+        1.0 - self.objective
+    }
+}
+
+/// A duration as Prometheus' `model.Duration.String` writes it (Sloth names its period window
+/// that way): years and weeks only when exact, then days, hours, minutes, seconds.
+pub(crate) fn prom_duration(d: Duration) -> String {
+    let mut ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, mult, exact) in [
+        ("y", 365 * 86_400_000u64, true),
+        ("w", 7 * 86_400_000, true),
+        ("d", 86_400_000, false),
+        ("h", 3_600_000, false),
+        ("m", 60_000, false),
+        ("s", 1000, false),
+        ("ms", 1, false),
+    ] {
+        if exact && ms % mult != 0 {
+            continue;
+        }
+        let v = ms / mult;
+        if v > 0 {
+            out.push_str(&format!("{v}{unit}"));
+            ms -= v * mult;
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PairCols {
+    fine: usize,
+    coarse: usize,
+    last_seen: i64,
+}
+
+/// Event counts of a window: total and bad.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) total: u64,
+    pub(crate) bad: u64,
+}
+
+impl Counts {
+    /// bad / total; 0 when there were no events (no events, no errors).
+    pub(crate) fn ratio(self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.bad as f64 / self.total as f64
+        }
+    }
+}
+
+/// The attribution of a window: all finalised bad events, and per (operation, cause) pair.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Attribution {
+    pub(crate) bad: u64,
+    pub(crate) pairs: Vec<((u32, u32), u64)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SloSeries {
+    pub(crate) meta: Meta,
+    fine: Grid,
+    coarse: Grid,
+    period: Grid,
+    attr_fine: Grid,
+    attr_coarse: Grid,
+    pairs: HashMap<(u32, u32), PairCols>,
+    pub(crate) ops: LabelTable,
+    pub(crate) causes: LabelTable,
+    /// `tracejoin_slo_events_total`: (bad, operation, cause) → count.
+    pub(crate) events: HashMap<(bool, u32, u32), u64>,
+}
+
+fn sli_grid(shape: Shape) -> Grid {
+    let mut g = Grid::new(shape);
+    let (t, b) = (g.add_column(), g.add_column());
+    debug_assert_eq!((t, b), (TOTAL, BAD));
+    g
+}
+
+impl SloSeries {
+    pub(crate) fn new(meta: Meta, max_operations: usize, max_causes: usize) -> Self {
+        let period_hours = (meta.period.as_secs() / 3600) as usize;
+        let mut attr_fine = Grid::new(ATTR_FINE);
+        let mut attr_coarse = Grid::new(ATTR_COARSE);
+        attr_fine.add_column();
+        attr_coarse.add_column();
+        SloSeries {
+            fine: sli_grid(SLI_FINE),
+            coarse: sli_grid(SLI_COARSE),
+            period: sli_grid(Shape {
+                res: Duration::from_secs(3600),
+                slots: period_hours + PERIOD_SLACK_HOURS,
+            }),
+            attr_fine,
+            attr_coarse,
+            pairs: HashMap::new(),
+            ops: LabelTable::new(OP_RESERVED, max_operations),
+            causes: LabelTable::new(CAUSE_RESERVED, max_causes),
+            events: HashMap::new(),
+            meta,
+        }
+    }
+
+    /// Counts an event ending at `t` in the SLI rings; `false` if it was older than every ring
+    /// reaches (not counted in any window).
+    pub(crate) fn record(&mut self, t: i64, bad: bool) -> bool {
+        let mut counted = false;
+        for g in [&mut self.fine, &mut self.coarse, &mut self.period] {
+            if let Some(s) = g.claim(t) {
+                g.add(s, TOTAL, 1);
+                if bad {
+                    g.add(s, BAD, 1);
+                }
+                counted = true;
+            }
+        }
+        counted
+    }
+
+    /// Counts a good event of operation `op` in `tracejoin_slo_events_total`.
+    pub(crate) fn count_good(&mut self, op: u32) {
+        *self.events.entry((false, op, CAUSE_NONE)).or_insert(0) += 1;
+    }
+
+    /// Counts a finalised bad event (span end `t`) of `op` with `cause`, in the raw counter and
+    /// the attribution rings. `now` is the watermark, for the pair's idle expiry.
+    pub(crate) fn attribute(&mut self, t: i64, op: u32, cause: u32, now: i64) {
+        *self.events.entry((true, op, cause)).or_insert(0) += 1;
+        let (fine, coarse) = (&mut self.attr_fine, &mut self.attr_coarse);
+        let pair = self.pairs.entry((op, cause)).or_insert_with(|| PairCols {
+            fine: fine.add_column(),
+            coarse: coarse.add_column(),
+            last_seen: now,
+        });
+        pair.last_seen = pair.last_seen.max(t).max(now);
+        if let Some(s) = fine.claim(t) {
+            fine.add(s, ALL_BAD, 1);
+            fine.add(s, pair.fine, 1);
+        }
+        if let Some(s) = coarse.claim(t) {
+            coarse.add(s, ALL_BAD, 1);
+            coarse.add(s, pair.coarse, 1);
+        }
+    }
+
+    fn sli_grid(&self, w: Window) -> &Grid {
+        if w.is_short() {
+            &self.fine
+        } else {
+            &self.coarse
+        }
+    }
+
+    /// Total and bad events in window `win` as of event time `at`.
+    pub(crate) fn counts(&self, win: Window, at: i64) -> Counts {
+        let g = self.sli_grid(win);
+        let n = g.buckets_for(win.duration());
+        Counts {
+            total: g.sum(TOTAL, at, n),
+            bad: g.sum(BAD, at, n),
+        }
+    }
+
+    /// Total and bad events over the SLO period as of `at`.
+    pub(crate) fn period_counts(&self, at: i64) -> Counts {
+        let n = self.period.buckets_for(self.meta.period);
+        Counts {
+            total: self.period.sum(TOTAL, at, n),
+            bad: self.period.sum(BAD, at, n),
+        }
+    }
+
+    /// Error ratio ÷ error budget in window `win` as of `at`.
+    pub(crate) fn burn_rate(&self, win: Window, at: i64) -> f64 {
+        self.counts(win, at).ratio() / self.meta.budget()
+    }
+
+    /// Finalised bad events in window `win` as of `at`, by (operation, cause), largest first.
+    pub(crate) fn attribution(&self, win: Window, at: i64) -> Attribution {
+        let g = if win.is_short() {
+            &self.attr_fine
+        } else {
+            &self.attr_coarse
+        };
+        let n = g.buckets_for(win.duration());
+        let slots: Vec<usize> = g.window_slots(at, n).collect();
+        let mut out = Attribution {
+            bad: slots.iter().map(|s| g.at(ALL_BAD, *s)).sum(),
+            pairs: Vec::new(),
+        };
+        if out.bad == 0 {
+            return out;
+        }
+        for (key, cols) in &self.pairs {
+            let col = if win.is_short() {
+                cols.fine
+            } else {
+                cols.coarse
+            };
+            let n: u64 = slots.iter().map(|s| g.at(col, *s)).sum();
+            if n > 0 {
+                out.pairs.push((*key, n));
+            }
+        }
+        out.pairs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// Drops operations, causes and pairs not seen since `before` (event time), with their
+    /// counters: a label that comes back starts from zero (a counter reset to Prometheus).
+    pub(crate) fn expire(&mut self, before: i64) {
+        let (fine, coarse) = (&mut self.attr_fine, &mut self.attr_coarse);
+        let (bf, bc) = (fine.bucket(before), coarse.bucket(before));
+        self.pairs.retain(|_, p| {
+            let keep = p.last_seen >= before
+                || !fine.column_empty_since(p.fine, bf)
+                || !coarse.column_empty_since(p.coarse, bc);
+            if !keep {
+                fine.remove_column(p.fine);
+                coarse.remove_column(p.coarse);
+            }
+            keep
+        });
+        // A label of a live pair stays, whatever its own last sighting.
+        for (op, cause) in self.pairs.keys() {
+            self.ops.touch(*op, before);
+            self.causes.touch(*cause, before);
+        }
+        let ops = self.ops.expire(before);
+        let causes = self.causes.expire(before);
+        if ops.is_empty() && causes.is_empty() {
+            return;
+        }
+        self.events
+            .retain(|(_, op, cause), _| !ops.contains(op) && !causes.contains(cause));
+    }
+
+    /// Bytes held by the rings and tables (approximate), for the memory figures.
+    pub(crate) fn bytes(&self) -> usize {
+        self.fine.bytes()
+            + self.coarse.bytes()
+            + self.period.bytes()
+            + self.attr_fine.bytes()
+            + self.attr_coarse.bytes()
+            + self.pairs.capacity() * 40
+            + self.events.capacity() * 32
+    }
+}
