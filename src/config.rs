@@ -307,6 +307,9 @@ pub struct OutputsConfig {
     pub dead_letter: DeadLetterOutput,
     /// Enriched logs to Grafana Loki (or any server of its push protocol); off when absent.
     pub loki: Option<LokiConfig>,
+    /// Where SLO attribution events go (JSON, when a burn-rate threshold is crossed); with
+    /// `rules.slo` set and this absent, attribution is exported as metrics only.
+    pub attribution_topic: Option<String>,
 }
 
 /// The enriched-logs topic.
@@ -374,6 +377,9 @@ pub struct RulesConfig {
     /// Path of the extraction rules; the shipped `rules/extract.yaml` is built in and used when
     /// absent. Relative paths are taken from the config file's folder.
     pub extract: Option<PathBuf>,
+    /// Path of the SLO definitions (`rules/slo.yaml`); SLO burn rates and attribution are off
+    /// when absent. Relative paths are taken from the config file's folder.
+    pub slo: Option<PathBuf>,
 }
 
 /// Limits.
@@ -430,9 +436,11 @@ impl Config {
             source,
         })?;
         let mut config = Self::parse(&text, &path.display().to_string())?;
-        if let (Some(rel), Some(dir)) = (config.rules.extract.as_ref(), path.parent()) {
-            if rel.is_relative() {
-                config.rules.extract = Some(dir.join(rel));
+        for rules in [&mut config.rules.extract, &mut config.rules.slo] {
+            if let (Some(rel), Some(dir)) = (rules.as_ref(), path.parent()) {
+                if rel.is_relative() {
+                    *rules = Some(dir.join(rel));
+                }
             }
         }
         config.validate()?;
@@ -543,6 +551,10 @@ impl Config {
                 false,
                 "no sink left: enable Kafka or configure outputs.loki",
             ));
+        }
+        if let Some(path) = &self.rules.slo {
+            crate::derive::slo::SloConfig::load(path)
+                .map_err(|e| invalid("rules.slo", path.display(), &e.to_string()))?;
         }
         if let Some(loki) = &self.outputs.loki {
             loki.validate("outputs.loki").map_err(

@@ -53,6 +53,9 @@ pub enum PipelineError {
     /// A Kafka client could not be created.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The SLO definitions could not be loaded.
+    #[error("slo: {0}")]
+    Slo(#[from] crate::derive::slo::SloError),
     /// The Loki sink could not be built.
     #[error("loki sink: {0}")]
     Loki(#[from] crate::sinks::loki::LokiError),
@@ -139,6 +142,10 @@ struct Worker {
     loki_in_flight: usize,
     /// Holds each log takes: one per sink it goes to.
     holds_per_log: u32,
+    /// SLO burn rates and attribution, when `rules.slo` is set.
+    slo: Option<crate::derive::slo::SloEngine>,
+    attribution_topic: Option<Arc<str>>,
+    attribution_events: Vec<crate::derive::slo::AttributionEvent>,
     paused: bool,
     health: Health,
     hooks: Hooks,
@@ -184,6 +191,15 @@ pub async fn run(
         }
         None => None,
     };
+    let slo = match &config.rules.slo {
+        Some(path) => {
+            let cfg = crate::derive::slo::SloConfig::load(path)?;
+            let engine = crate::derive::slo::SloEngine::new(&cfg, config.join.max_wait)?;
+            health.add_registry(engine.registry());
+            Some(engine)
+        }
+        None => None,
+    };
     let holds_per_log = u32::from(config.outputs.kafka.enabled) + u32::from(loki.is_some());
     let partition_counts =
         watch_partition_counts(consumer.clone(), topics.clone(), shutdown.clone());
@@ -223,6 +239,9 @@ pub async fn run(
         loki,
         loki_in_flight: 0,
         holds_per_log,
+        slo,
+        attribution_topic: config.outputs.attribution_topic.as_deref().map(Arc::from),
+        attribution_events: Vec::new(),
         paused: false,
         health,
         hooks,
@@ -524,6 +543,9 @@ impl Worker {
             let o = red.observe(&self.spans_buf);
             metrics().red_observed(o.duplicates, o.overflowed);
         }
+        if let Some(slo) = &mut self.slo {
+            slo.observe_spans(&self.spans_buf);
+        }
         let decoded = self.spans_buf.len() as u64;
         self.hooks
             .progress
@@ -655,6 +677,9 @@ impl Worker {
                 self.topics.name(joined.log.origin.topic),
                 &mut payload,
             );
+            if let Some(slo) = &mut self.slo {
+                slo.observe_log(&joined);
+            }
             let idx = joined.outcome as usize;
             self.hooks.progress.logs[idx].fetch_add(1, Ordering::Relaxed);
             if let Some(tx) = &self.hooks.samples {
@@ -716,6 +741,29 @@ impl Worker {
         self.update_backpressure();
     }
 
+    /// Moves the SLO windows to the join's watermark (the logs before it have left the join, so
+    /// bad events' causes are known) and sends the attribution events of threshold crossings.
+    fn advance_slo(&mut self) {
+        let Some(slo) = &mut self.slo else { return };
+        slo.advance(self.join.watermark(), &mut self.attribution_events);
+        for event in self.attribution_events.drain(..) {
+            tracing::info!(event = %String::from_utf8_lossy(&event.to_json()), "slo burn-rate threshold crossed");
+            let Some(topic) = &self.attribution_topic else {
+                continue;
+            };
+            let record = OutRecord {
+                topic: topic.clone(),
+                key: Some(event.key().into_bytes()),
+                payload: event.to_json(),
+                headers: None,
+                origin: None,
+                event_time_nanos: None,
+            };
+            self.inflight
+                .push(Box::pin(self.sink.send(record).map(Completion::Acked)));
+        }
+    }
+
     fn update_backpressure(&mut self) {
         let cap = self.config.limits.max_in_flight;
         let n = self.inflight.len() + self.loki_in_flight;
@@ -753,6 +801,7 @@ impl Worker {
             self.ship();
             metrics()
                 .watermark_lag((wall_nanos().saturating_sub(self.join.watermark())) as f64 / 1e9);
+            self.advance_slo();
         }
         metrics().join_state(
             self.join.traces(),
