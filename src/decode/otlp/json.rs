@@ -20,7 +20,10 @@ fn hex_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
     }
     let mut out = Vec::with_capacity(s.len() / 2);
     for pair in s.as_bytes().chunks_exact(2) {
-        match ((pair[0] as char).to_digit(16), (pair[1] as char).to_digit(16)) {
+        match (
+            (pair[0] as char).to_digit(16),
+            (pair[1] as char).to_digit(16),
+        ) {
             (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
             _ => return Ok(Bytes::new()),
         }
