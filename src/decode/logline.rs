@@ -1,11 +1,11 @@
 //! Log records into log events: OTLP logs, JSON objects, logfmt and plain text.
 //!
 //! Format `auto` sniffs each record: `{"resourceLogs"` is OTLP/JSON, another `{` a JSON line
-//! (or, if it does not parse as an object, plain text), bytes that are not UTF-8 or that start
-//! like an OTLP protobuf (field 1, length-delimited) are tried as OTLP protobuf, `key=value …`
-//! is logfmt, anything else plain text. With an explicit format, a record that does not parse as
-//! that format is an error (dead-lettered by the caller); in `auto`, only bytes that are neither
-//! OTLP nor UTF-8 are.
+//! (or, if it does not parse as an object, plain text), bytes that start like an OTLP protobuf
+//! (field 1, length-delimited: 0x0a) are tried as OTLP protobuf, `key=value …` is logfmt,
+//! anything else plain text. With an explicit format, a record that does not parse as that
+//! format is an error (dead-lettered by the caller); in `auto`, only bytes that are neither OTLP
+//! nor UTF-8 are (`invalid_protobuf` when they start like OTLP, else `invalid_utf8`).
 //!
 //! JSON lines are parsed shallowly: the top-level object into borrowed `(key, raw value)` pairs,
 //! nested objects only when a dotted rule path needs them, and the object is kept verbatim for
@@ -167,7 +167,7 @@ impl LogDecoder {
         // 0x0a: field 1 (resource_logs), wire type 2; the first byte of any non-empty request.
         let looks_like_proto = record[0] == 0x0a;
         let line = std::str::from_utf8(&record);
-        if looks_like_proto || line.is_err() {
+        if looks_like_proto {
             let before = out.len();
             match self.otlp_proto(record.clone(), origin, ts, out) {
                 Ok(()) if out.len() > before => return Ok(()),

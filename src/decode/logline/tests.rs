@@ -163,6 +163,15 @@ fn bad_records_are_errors_with_codes() {
             b"\xff\xfe\x00garbage",
             InputLogFormat::Auto
         ),
+        "invalid_utf8"
+    );
+    assert_eq!(
+        err(
+            &mut d,
+            &mut out,
+            b"\x0a\xff\xff\xff\xff\x0f\xff",
+            InputLogFormat::Auto
+        ),
         "invalid_protobuf"
     );
     assert_eq!(
