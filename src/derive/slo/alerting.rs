@@ -13,7 +13,8 @@
 //!
 //! The engine evaluates the conditions at every 10 s step of event time the watermark crosses
 //! (so the result does not depend on how far the watermark moves per tick; a jump of more than
-//! 2 h is sampled at 720 points). A condition turning true is a *crossing*: it produces one
+//! 2 h is sampled at 720 points). The first watermark starts from the earliest event seen (at
+//! most a day back): a backlog consumed before the first tick is evaluated as it happened. A condition turning true is a *crossing*: it produces one
 //! [`AttributionEvent`], and the alert stays *firing* until the condition has been false for a
 //! whole short window (hysteresis: a burn rate hovering at the threshold does not produce an
 //! event per wobble). The event waits until the watermark passes the crossing + `max_wait`, so

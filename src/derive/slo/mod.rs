@@ -75,6 +75,8 @@ const LABEL_IDLE_NANOS: i64 = 78 * 3_600 * 1_000_000_000;
 const GC_EVERY_NANOS: i64 = 3_600 * 1_000_000_000;
 /// Alert conditions are evaluated at every step of this much event time the watermark crosses.
 const EVAL_STEP_NANOS: i64 = 10 * 1_000_000_000;
+/// How far back the first `advance` evaluates the alert conditions, at most.
+const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
 /// At most this many evaluation points per `advance`; a longer jump is sampled.
 const MAX_EVAL_POINTS: i64 = 720;
 /// Crossings waiting for their attribution, at most (oldest dropped beyond).
@@ -128,6 +130,9 @@ pub struct SloEngine {
     max_cause_length: usize,
     top: usize,
     watermark: Option<i64>,
+    /// The earliest end of a selected span seen before the first watermark: where the first
+    /// `advance` starts evaluating the alert conditions.
+    earliest: Option<i64>,
     next_gc: i64,
     stats: SloStats,
 }
@@ -207,6 +212,7 @@ impl SloEngine {
             max_cause_length: a.max_cause_length,
             top: a.top,
             watermark: None,
+            earliest: None,
             next_gc: i64::MIN,
             stats: SloStats::default(),
         })
@@ -239,6 +245,9 @@ impl SloEngine {
             let shared =
                 guard.get_or_insert_with(|| self.shared.lock().unwrap_or_else(|e| e.into_inner()));
             let t = s.end_unix_nanos;
+            if self.watermark.is_none() {
+                self.earliest = Some(self.earliest.map_or(t, |e| e.min(t)));
+            }
             for &i in &self.selected {
                 let i = usize::from(i);
                 let series = &mut shared.slos[i];
@@ -336,7 +345,16 @@ impl SloEngine {
             w.saturating_sub(max_wait)
                 .saturating_sub(self.orphan_retention),
         );
-        for t in eval_points(prev, w) {
+        // The first watermark may already be far past the first events (a backlog consumed
+        // before the first tick): evaluate from the earliest event (at most a day back), so a
+        // crossing's event time does not depend on when the ticks came.
+        let from = prev.or_else(|| {
+            self.earliest.map(|e| {
+                e.max(w.saturating_sub(DAY_NANOS))
+                    .saturating_sub(EVAL_STEP_NANOS)
+            })
+        });
+        for t in eval_points(from, w) {
             for (i, series) in shared.slos.iter().enumerate() {
                 for (a, spec) in ALERTS.iter().enumerate() {
                     let short = series.burn_rate(spec.short, t);

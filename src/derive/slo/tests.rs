@@ -662,6 +662,35 @@ fn scenario_burn_crosses_14_4_names_the_endpoint_and_the_db_error_then_decays() 
 }
 
 #[test]
+fn the_crossing_time_does_not_depend_on_when_the_watermark_comes() {
+    let run = |tick: bool| {
+        let mut e = SloEngine::new(&cfg(""), MAX_WAIT).unwrap();
+        let mut out = Vec::new();
+        for i in 0..(45 * 30u64) {
+            let t = T0 + i as i64 * 2 * S;
+            scenario_step(&mut e, i, t);
+            if tick {
+                e.advance(t - S, &mut out);
+            }
+        }
+        // Without ticks: the whole backlog consumed before the first watermark.
+        e.advance(T0 + 45 * MIN, &mut out);
+        let page: Vec<i64> = out
+            .iter()
+            .filter(|x| x.alert == "page_quick")
+            .map(|x| x.event_time_unix_nanos)
+            .collect();
+        assert_eq!(page.len(), 1, "tick={tick}: {out:#?}");
+        page[0]
+    };
+    let (ticking, backlog) = (run(true), run(false));
+    assert!(
+        (ticking - backlog).abs() <= 10 * S,
+        "{ticking} vs {backlog}"
+    );
+}
+
+#[test]
 fn sloth_names_and_labels() {
     let cfg = SloConfig::parse(
         "slos:
