@@ -191,9 +191,11 @@ pub async fn run(
         }
         None => None,
     };
+    let mut slo_attributes = Vec::new();
     let slo = match &config.rules.slo {
         Some(path) => {
             let cfg = crate::derive::slo::SloConfig::load(path)?;
+            slo_attributes = cfg.span_attributes();
             let engine = crate::derive::slo::SloEngine::new(&cfg, config.join.max_wait)?;
             health.add_registry(engine.registry());
             Some(engine)
@@ -211,11 +213,19 @@ pub async fn run(
     } else {
         None
     };
-    // The decoder keeps the span attributes the join uses and those the RED dimensions use.
+    // The decoder keeps the span attributes the join uses, those the RED dimensions use, and
+    // those the SLO predicates read.
     let mut keep = j.span_attributes.clone();
-    for d in &config.metrics.red.dimensions {
-        if !keep.contains(&d.name) {
-            keep.push(d.name.clone());
+    let wanted = config
+        .metrics
+        .red
+        .dimensions
+        .iter()
+        .map(|d| d.name.clone())
+        .chain(slo_attributes);
+    for name in wanted {
+        if !keep.contains(&name) {
+            keep.push(name);
         }
     }
     let mut w = Worker {
