@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::load::{check_outputs, Load};
+use common::load::{check_outputs_allowing_late, Load};
 use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -78,10 +78,17 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     .await
     .unwrap();
     running.stop().await;
-    let (unique, total) = check_outputs(&expected, &records);
+    // Nothing may be lost. A log whose records came back from the broker behind newer ones may
+    // leave flagged `late` rather than matched; it must say so, and stay rare.
+    let (unique, total, late) = check_outputs_allowing_late(&expected, &records);
     eprintln!(
-        "broker restart: {} logs in, {unique} out, {total} copies: duplicate rate {:.2}%",
+        "broker restart: {} logs in, {unique} out, {total} copies: duplicate rate {:.2}%, {late} decided late",
         expected.len(),
         100.0 * (total - unique) as f64 / unique as f64
+    );
+    assert!(
+        late * 100 <= expected.len(),
+        "{late} of {} logs decided late: more than 1%",
+        expected.len()
     );
 }

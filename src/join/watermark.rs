@@ -73,8 +73,13 @@ impl WatermarkTracker {
     /// The watermark at `now`, `None` while some active partition has no event time yet.
     /// `last_trouble` is when the consumer last failed to reach the cluster.
     pub fn watermark(&self, now: Instant, last_trouble: Option<Instant>) -> Option<i64> {
-        let is_active =
-            |c: &PartitionClock| now.saturating_duration_since(c.last_arrival) < self.idle_timeout;
+        // Right after broker trouble, silence proves nothing: a partition may be quiet only
+        // because its fetches have not resumed yet, so none is taken for idle then.
+        let troubled =
+            last_trouble.is_some_and(|t| now.saturating_duration_since(t) < self.idle_timeout);
+        let is_active = |c: &PartitionClock| {
+            troubled || now.saturating_duration_since(c.last_arrival) < self.idle_timeout
+        };
         let mut active = self.partitions.values().filter(|c| is_active(c)).peekable();
         if active.peek().is_some() {
             let mut low = i64::MAX;
@@ -88,7 +93,7 @@ impl WatermarkTracker {
         let latest = self.partitions.values().filter_map(|c| c.max_event).max()?;
         let last_arrival = self.partitions.values().map(|c| c.last_arrival).max()?;
         let held = latest.saturating_sub(self.lateness);
-        if last_trouble.is_some_and(|t| now.saturating_duration_since(t) < self.idle_timeout) {
+        if troubled {
             return Some(held);
         }
         let quiet = i64::try_from(now.saturating_duration_since(last_arrival).as_nanos())
@@ -144,5 +149,33 @@ mod tests {
         w.revoke((0, 0));
         w.revoke((0, 1));
         assert_eq!(w.watermark(t2, None), None);
+    }
+
+    #[test]
+    fn broker_trouble_suspends_idleness() {
+        let t0 = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::ZERO, Duration::from_secs(10));
+        w.observe((0, 0), 100 * S, t0);
+        w.observe((0, 1), 10 * S, t0);
+        let t1 = t0 + Duration::from_secs(11);
+        w.observe((0, 0), 120 * S, t1);
+        assert_eq!(w.watermark(t1, None), Some(120 * S), "partition 1 is idle");
+        assert_eq!(
+            w.watermark(t1, Some(t1 - Duration::from_secs(1))),
+            Some(10 * S),
+            "right after broker trouble the silent partition may just not have resumed: it holds"
+        );
+        let t2 = t1 + Duration::from_secs(15);
+        let trouble = t2 - Duration::from_secs(3);
+        assert_eq!(
+            w.watermark(t2, Some(trouble)),
+            Some(10 * S),
+            "all idle during trouble: held"
+        );
+        assert_eq!(
+            w.watermark(t2 + Duration::from_secs(10), Some(trouble)),
+            Some(145 * S),
+            "trouble long past: flows"
+        );
     }
 }
