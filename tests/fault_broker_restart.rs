@@ -49,7 +49,11 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
         unique("dlq"),
     );
     create_topics(&[&spans, &logs, &out, &dlq], 2).await;
-    let running = start(config(&spans, &logs, &out, &dlq));
+    let mut cfg = config(&spans, &logs, &out, &dlq);
+    // A log waits longer than the outage lasts, as in production (default 10s): a span held up
+    // by the restart must still find the log waiting.
+    cfg.join.max_wait = Duration::from_secs(15);
+    let running = start(cfg);
     let load = Load::start(&bootstrap, &spans, &logs, 2000, 100);
     tokio::time::sleep(Duration::from_secs(6)).await;
     let down = Instant::now();
