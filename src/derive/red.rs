@@ -43,7 +43,7 @@
 //! collector, which renders them as metric families.
 
 mod config;
-mod dedup;
+pub(crate) mod dedup;
 mod exposition;
 mod labels;
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use crate::model::{SpanId, TraceId};
 use std::collections::{HashSet, VecDeque};
 
+#[derive(Debug)]
 pub(crate) struct Dedup {
     window: usize,
     order: VecDeque<(TraceId, SpanId)>,

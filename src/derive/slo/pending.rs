@@ -14,7 +14,7 @@
 //! with what it has (counted); past `max_orphan_logs` the oldest orphan is dropped.
 
 use crate::model::{SpanId, TraceId};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// The longest log body kept for templating, in bytes.
@@ -212,41 +212,8 @@ impl Orphans {
     }
 }
 
-/// The last `window` counted spans (trace id + span id): a redelivered span is not counted
-/// twice. Sized once; never grows.
-#[derive(Debug)]
-pub(crate) struct Dedup {
-    window: usize,
-    order: VecDeque<(TraceId, SpanId)>,
-    seen: HashSet<(TraceId, SpanId)>,
-}
-
-impl Dedup {
-    pub(crate) fn new(window: usize) -> Self {
-        Dedup {
-            window,
-            order: VecDeque::with_capacity(window),
-            seen: HashSet::with_capacity(2 * window + 2),
-        }
-    }
-
-    /// `false` if the span was counted recently.
-    pub(crate) fn first_time(&mut self, trace: TraceId, span: SpanId) -> bool {
-        if self.window == 0 {
-            return true;
-        }
-        if !self.seen.insert((trace, span)) {
-            return false;
-        }
-        if self.order.len() == self.window {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        self.order.push_back((trace, span));
-        true
-    }
-}
+/// Redelivered spans are filtered by the same recent-span filter as the RED metrics.
+pub(crate) use crate::derive::red::dedup::Dedup;
 
 #[cfg(test)]
 mod tests {
