@@ -42,6 +42,7 @@ fn log_for(sp: &SpanSummary, ts: i64) -> LogEvent {
             partition: 0,
             offset: 0,
         },
+        ack: tracejoin::sources::ack::Ack::detached(),
     }
 }
 
@@ -57,15 +58,10 @@ fn join(c: &mut Criterion) {
             max_state_bytes: usize::MAX,
         });
         let mut out = JoinOutput::default();
-        let origin = Origin {
-            topic: 0,
-            partition: 0,
-            offset: 0,
-        };
+        let ack = tracejoin::sources::ack::Ack::detached();
         for t in 0..open {
-            j.on_spans([span(t, t, 1_000)], origin, &mut out);
+            j.on_spans([span(t, t, 1_000)], &ack, &mut out);
         }
-        out.released_spans.clear();
         let mut next = open;
         g.bench_function(format!("{open}_open_traces"), |b| {
             b.iter_batched(
@@ -76,7 +72,7 @@ fn join(c: &mut Criterion) {
                     (sp, log)
                 },
                 |(sp, log)| {
-                    j.on_spans([sp], origin, &mut out);
+                    j.on_spans([sp], &ack, &mut out);
                     j.on_log(log, &mut out);
                     out.emitted.clear();
                 },

@@ -148,6 +148,7 @@ fn start(
     let hooks = Hooks {
         progress: progress.clone(),
         samples: None,
+        ..Default::default()
     };
     let task = tokio::spawn(tracejoin::pipeline::run(
         config,

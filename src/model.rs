@@ -380,6 +380,9 @@ pub struct LogEvent {
     pub format: LogFormat,
     /// Where it came from.
     pub origin: Origin,
+    /// Its record's acknowledgement token: the record's offset stays uncommitted while the log,
+    /// or a sink's copy of it, is alive.
+    pub ack: crate::sources::ack::Ack,
 }
 
 impl LogEvent {

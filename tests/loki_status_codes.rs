@@ -121,6 +121,7 @@ fn joined(offset: i64) -> JoinedLog {
                 partition: 3,
                 offset,
             },
+            ack: tracejoin::sources::ack::Ack::detached(),
         },
         outcome: JoinOutcome::Unmatched,
         reason: EmitReason::WindowClosed,

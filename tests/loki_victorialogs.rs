@@ -83,6 +83,7 @@ fn joined(run: u64, i: u32, base_ts: i64) -> JoinedLog {
                 partition: (i % 4) as i32,
                 offset: i64::from(i),
             },
+            ack: tracejoin::sources::ack::Ack::detached(),
         },
         outcome,
         reason: if matched {

@@ -378,6 +378,7 @@ impl LogDecoder {
             fields,
             format,
             origin,
+            ack: crate::sources::ack::Ack::detached(),
         }
     }
 }

@@ -89,6 +89,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     let hooks = Hooks {
         progress: progress.clone(),
         samples: Some(samples_tx),
+        ..Default::default()
     };
     let pipeline = tokio::spawn(pipeline::run(
         config,

@@ -16,17 +16,19 @@
 //!   of the least recently used trace with reason `evicted`: a log is never dropped.
 //! - Spans delivered twice (at-least-once input) are kept once per trace (by span id).
 //!
-//! The join is synchronous and owns no I/O: the pipeline feeds it and ships what it emits. It
-//! also reports which span records it no longer holds (`released_spans`), so that their offsets
-//! may be committed.
+//! The join is synchronous and owns no I/O: the pipeline feeds it and ships what it emits. Each
+//! trace keeps the acknowledgement token of every span record it holds spans from (each waiting
+//! log carries its own), so a record's offset stays uncommitted exactly as long as the state
+//! needs it: when a trace leaves, its tokens are dropped.
 
 mod watermark;
 
 pub use watermark::{PartitionClock, WatermarkTracker};
 
 use crate::model::{
-    EmitReason, JoinOutcome, JoinedLog, LogEvent, Origin, SpanSummary, TraceContext, TraceId,
+    EmitReason, JoinOutcome, JoinedLog, LogEvent, SpanSummary, TraceContext, TraceId,
 };
+use crate::sources::ack::Ack;
 use lru::LruCache;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -50,8 +52,6 @@ pub struct JoinSettings {
 pub struct JoinOutput {
     /// Logs leaving the join, each exactly once.
     pub emitted: Vec<JoinedLog>,
-    /// Span records the state no longer needs (their offsets may be committed).
-    pub released_spans: Vec<Origin>,
     /// Traces evicted to keep the state within bounds.
     pub evicted_traces: u64,
     /// Spans that duplicated one already held.
@@ -67,8 +67,8 @@ struct WaitingLog {
 struct TraceEntry {
     spans: Vec<Arc<SpanSummary>>,
     waiting: Vec<WaitingLog>,
-    /// Span records holding spans of this trace, for offset release.
-    span_origins: Vec<Origin>,
+    /// Tokens of the span records holding spans of this trace (dropped with the trace).
+    span_acks: Vec<Ack>,
     /// Latest span end time, for expiry.
     max_span_end: Option<i64>,
     /// This trace's key in the expiry index.
@@ -143,25 +143,23 @@ impl Join {
         self.watermark
     }
 
-    /// Adds spans decoded from one record. Returns how many traces now hold the record (each
-    /// will report it in `released_spans` once when it leaves the state).
+    /// Adds spans decoded from one record; every trace they go to keeps a clone of the record's
+    /// token until it leaves the state.
     pub fn on_spans(
         &mut self,
         spans: impl IntoIterator<Item = SpanSummary>,
-        origin: Origin,
+        ack: &Ack,
         out: &mut JoinOutput,
-    ) -> u32 {
+    ) {
         let mut touched: Vec<TraceId> = Vec::new();
-        let mut holds = 0;
         for span in spans {
             let trace_id = span.trace_id;
             if !self.traces.contains(&trace_id) {
                 self.traces.put(trace_id, TraceEntry::default());
             }
             let entry = self.traces.get_mut(&trace_id).expect("just inserted");
-            if entry.span_origins.last() != Some(&origin) {
-                entry.span_origins.push(origin);
-                holds += 1;
+            if !entry.span_acks.last().is_some_and(|a| a.same_record(ack)) {
+                entry.span_acks.push(ack.clone());
             }
             if entry.spans.iter().any(|s| s.span_id == span.span_id) {
                 out.duplicate_spans += 1;
@@ -216,7 +214,6 @@ impl Join {
             self.reschedule(t, out);
         }
         self.enforce_bounds(out);
-        holds
     }
 
     /// Adds one log; it leaves now or waits.
@@ -383,7 +380,7 @@ impl Join {
                 self.max_wait,
             ));
         }
-        out.released_spans.append(&mut entry.span_origins);
+        entry.span_acks.clear();
     }
 
     fn enforce_bounds(&mut self, out: &mut JoinOutput) {

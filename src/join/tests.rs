@@ -1,5 +1,6 @@
 use super::*;
-use crate::model::{LogFields, LogFormat, SpanId, SpanKind, StatusCode, TimestampSource};
+use crate::model::{LogFields, LogFormat, Origin, SpanId, SpanKind, StatusCode, TimestampSource};
+use crate::sources::ack::AckLedger;
 use proptest::prelude::*;
 use std::collections::HashMap;
 
@@ -55,14 +56,9 @@ fn log(n: i64, trace: Option<u8>, span: Option<u8>, ts: i64) -> LogEvent {
             partition: 0,
             offset: n,
         },
+        ack: crate::sources::ack::Ack::detached(),
     }
 }
-
-const SPAN_ORIGIN: Origin = Origin {
-    topic: 0,
-    partition: 0,
-    offset: 0,
-};
 
 #[test]
 fn log_after_its_span_leaves_at_once() {
@@ -70,7 +66,7 @@ fn log_after_its_span_leaves_at_once() {
     let mut out = JoinOutput::default();
     j.on_spans(
         [span(1, 2, Some(1), 0, 5 * S), span(1, 1, None, 0, 6 * S)],
-        SPAN_ORIGIN,
+        &Ack::detached(),
         &mut out,
     );
     j.on_log(log(0, Some(1), Some(2), 5 * S), &mut out);
@@ -93,7 +89,7 @@ fn log_before_its_span_waits_for_it() {
     j.on_log(log(0, Some(1), Some(2), 5 * S), &mut out);
     assert!(out.emitted.is_empty());
     assert_eq!(j.waiting_logs(), 1);
-    j.on_spans([span(1, 2, None, 0, 6 * S)], SPAN_ORIGIN, &mut out);
+    j.on_spans([span(1, 2, None, 0, 6 * S)], &Ack::detached(), &mut out);
     assert_eq!(out.emitted.len(), 1);
     assert_eq!(out.emitted[0].reason, EmitReason::SpanArrived);
     assert_eq!(j.waiting_logs(), 0);
@@ -105,7 +101,7 @@ fn window_close_gives_trace_match_or_unmatched() {
     let mut out = JoinOutput::default();
     j.on_log(log(0, Some(1), Some(9), 5 * S), &mut out);
     j.on_log(log(1, Some(2), Some(9), 5 * S), &mut out);
-    j.on_spans([span(1, 13, None, 0, 7 * S)], SPAN_ORIGIN, &mut out);
+    j.on_spans([span(1, 13, None, 0, 7 * S)], &Ack::detached(), &mut out);
     assert!(out.emitted.is_empty());
     j.advance_watermark(15 * S, &mut out);
     assert!(
@@ -131,17 +127,27 @@ fn window_close_gives_trace_match_or_unmatched() {
 fn spans_expire_after_retention_and_release_their_records() {
     let mut j = Join::new(settings());
     let mut out = JoinOutput::default();
-    let origin = Origin {
-        topic: 0,
-        partition: 3,
-        offset: 17,
-    };
-    j.on_spans([span(1, 1, None, 0, 10 * S)], origin, &mut out);
+    let mut ledger = AckLedger::new();
+    let key = (0, 3);
+    let ack = ledger.take(key, 17);
+    j.on_spans([span(1, 1, None, 0, 10 * S)], &ack, &mut out);
+    ack.complete(&mut ledger);
     j.advance_watermark(40 * S, &mut out);
     assert_eq!(j.traces(), 1);
+    ledger.drain();
+    assert_eq!(
+        ledger.committable(key),
+        Some(17),
+        "the trace holds its record"
+    );
     j.advance_watermark(40 * S + 1, &mut out);
     assert_eq!(j.traces(), 0);
-    assert_eq!(out.released_spans, vec![origin]);
+    ledger.drain();
+    assert_eq!(
+        ledger.committable(key),
+        Some(18),
+        "the record is released with its trace"
+    );
     assert_eq!(j.bytes(), 0);
 }
 
@@ -149,7 +155,7 @@ fn spans_expire_after_retention_and_release_their_records() {
 fn late_log_is_decided_at_once() {
     let mut j = Join::new(settings());
     let mut out = JoinOutput::default();
-    j.on_spans([span(1, 1, None, 0, 10 * S)], SPAN_ORIGIN, &mut out);
+    j.on_spans([span(1, 1, None, 0, 10 * S)], &Ack::detached(), &mut out);
     j.advance_watermark(25 * S, &mut out);
     j.on_log(log(0, Some(1), Some(5), 10 * S), &mut out);
     assert_eq!(out.emitted.len(), 1);
@@ -172,16 +178,9 @@ fn no_trace_id_leaves_at_once() {
 fn duplicate_spans_are_kept_once() {
     let mut j = Join::new(settings());
     let mut out = JoinOutput::default();
-    j.on_spans([span(1, 1, None, 0, S)], SPAN_ORIGIN, &mut out);
+    j.on_spans([span(1, 1, None, 0, S)], &Ack::detached(), &mut out);
     let bytes = j.bytes();
-    j.on_spans(
-        [span(1, 1, None, 0, S)],
-        Origin {
-            offset: 1,
-            ..SPAN_ORIGIN
-        },
-        &mut out,
-    );
+    j.on_spans([span(1, 1, None, 0, S)], &Ack::detached(), &mut out);
     assert_eq!(out.duplicate_spans, 1);
     assert_eq!(j.bytes(), bytes);
 }
@@ -219,7 +218,7 @@ fn byte_bound_holds() {
     });
     let mut out = JoinOutput::default();
     for t in 1..=200u8 {
-        j.on_spans([span(t, 1, None, 0, S)], SPAN_ORIGIN, &mut out);
+        j.on_spans([span(t, 1, None, 0, S)], &Ack::detached(), &mut out);
         j.on_log(log(t as i64, Some(t), Some(2), 0), &mut out);
         assert!(j.bytes() <= cap, "{} > {cap}", j.bytes());
     }
@@ -345,7 +344,7 @@ fn run_join(events: &[Event], st: &JoinSettings, wm_moves: &[bool]) -> Vec<Joine
             } => {
                 j.on_spans(
                     [span(*trace, *id, *parent, *start, *end)],
-                    SPAN_ORIGIN,
+                    &Ack::detached(),
                     &mut out,
                 );
             }
@@ -436,7 +435,7 @@ proptest! {
         for (i, e) in events.iter().enumerate() {
             match e {
                 Event::Span { trace, id, parent, start, end } => {
-                    j.on_spans([span(*trace, *id, *parent, *start, *end)], SPAN_ORIGIN, &mut out);
+                    j.on_spans([span(*trace, *id, *parent, *start, *end)], &Ack::detached(), &mut out);
                 }
                 Event::Log { n, trace, span, ts } => j.on_log(log(*n, *trace, *span, *ts), &mut out),
             }

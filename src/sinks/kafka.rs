@@ -1,13 +1,13 @@
-//! The Kafka producer: enriched logs and dead letters, with acknowledgements.
+//! The Kafka producer (enriched logs, dead letters, derived events) and the `logs.enriched` sink.
 //!
 //! Idempotent producer (`enable.idempotence=true`, `acks=all`), so librdkafka's own retries do
 //! not duplicate or reorder. A send whose delivery still fails (after `message.timeout.ms`) is
-//! sent again after a pause, forever: the record's input offset stays held meanwhile, so the
+//! sent again after a pause, forever: the record carries its input's token meanwhile, so the
 //! commit cannot pass it, and the in-flight bound stops consumption if the cluster stays down.
-//! Every send resolves to the origin of the input record it acknowledges.
 
+use super::{Emitted, Outbox, Settled, Sink};
 use crate::config::Config;
-use crate::model::Origin;
+use crate::sources::ack::Ack;
 use crate::sources::kafka::base_client_config;
 use crate::telemetry::metrics;
 use rdkafka::error::KafkaResult;
@@ -30,14 +30,14 @@ pub struct OutRecord {
     pub payload: Vec<u8>,
     /// Headers (dead letters carry their reason and origin here).
     pub headers: Option<OwnedHeaders>,
-    /// The input record this acknowledges; `None` when nothing waits for it.
-    pub origin: Option<Origin>,
+    /// The token of the input record this acknowledges (dropped once Kafka has it).
+    pub ack: Ack,
     /// The log's event time, for the end-to-end latency histogram.
     pub event_time_nanos: Option<i64>,
 }
 
-/// A pending delivery; resolves to the acknowledged origin.
-pub type Delivery = Pin<Box<dyn Future<Output = Option<Origin>> + Send>>;
+/// A pending delivery; resolves once Kafka acknowledged the record (its token dropped).
+pub type Delivery = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The producer, cheap to clone.
 #[derive(Clone)]
@@ -87,7 +87,7 @@ impl KafkaSink {
                             let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
                             metrics().end_to_end_latency(((now - t).max(0)) as f64 / 1e9);
                         }
-                        return record.origin;
+                        return;
                     }
                     Err((e, _)) => {
                         metrics().produce_retry(&record.topic);
@@ -131,4 +131,41 @@ pub fn dead_letter_headers(
             key: "tracejoin.source.offset",
             value: Some(offset.as_str()),
         })
+}
+
+/// The `outputs.kafka` sink: each enriched log as one record keyed by its trace id.
+pub struct EnrichedKafka {
+    topic: Arc<str>,
+}
+
+impl EnrichedKafka {
+    /// To `topic`.
+    pub fn new(topic: &str) -> Self {
+        EnrichedKafka {
+            topic: topic.into(),
+        }
+    }
+}
+
+impl Sink for EnrichedKafka {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn send(&mut self, log: &Emitted<'_>, ack: &Ack, out: &mut Outbox) {
+        let joined = log.joined;
+        let record = OutRecord {
+            topic: self.topic.clone(),
+            key: joined.log.trace_id.map(|t| t.to_hex().as_bytes().to_vec()),
+            payload: log.json.to_vec(),
+            headers: None,
+            ack: ack.clone(),
+            event_time_nanos: Some(joined.log.timestamp_unix_nanos),
+        };
+        let delivery = out.kafka().send(record);
+        out.push("kafka", 1, async move {
+            delivery.await;
+            Settled::Done
+        });
+    }
 }

@@ -3,20 +3,22 @@
 //! Assignment is `range`: with co-partitioned topics (same partition count), Kafka's range
 //! assignor gives a member the same partition numbers of every topic, which is what lets a
 //! worker join partition *p* of the logs with partition *p* of the spans (Kafka Streams relies on
-//! the same property). Offsets are never auto-committed: the pipeline commits what
-//! `OffsetTracker` allows. On revocation, the context commits what may be committed for the
-//! partitions leaving, synchronously, before librdkafka hands them over; the pipeline is told of
-//! every assignment change through a channel.
+//! the same property). Offsets are never auto-committed: the pipeline commits what its
+//! `AckLedger` allows. On revocation, the context commits what the ledger last published as
+//! committable for the partitions leaving, synchronously, before librdkafka hands them over; the
+//! pipeline is told of every assignment change through a channel.
 
-use super::offsets::{OffsetTracker, PartitionKey};
+use super::ack::CommittableOffsets;
+use super::PartitionKey;
 use crate::config::Config;
+use crate::decode::logline::InputLogFormat;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -29,30 +31,62 @@ pub enum AssignmentChange {
     Revoked(Vec<PartitionKey>),
 }
 
-/// Topic names by index: 0 is the spans topic, 1.. the logs topics in config order.
+/// What an input topic carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicRole {
+    /// OTLP spans (`inputs.spans`).
+    Spans,
+    /// Logs in this format (`inputs.logs[]`).
+    Logs(InputLogFormat),
+}
+
+/// The input topics by index (the `u16` of a [`PartitionKey`] and of `Origin::topic`): the spans
+/// topic first, then the logs topics in config order.
 #[derive(Debug, Clone)]
-pub struct TopicTable(pub Vec<Arc<str>>);
+pub struct TopicTable(pub Vec<(Arc<str>, TopicRole)>);
 
 impl TopicTable {
     /// From the config's inputs.
     pub fn from_config(config: &Config) -> Self {
-        let mut names = vec![Arc::from(config.inputs.spans.topic.as_str())];
-        names.extend(
+        let mut topics = vec![(
+            Arc::from(config.inputs.spans.topic.as_str()),
+            TopicRole::Spans,
+        )];
+        topics.extend(
             config
                 .inputs
                 .logs
                 .iter()
-                .map(|l| Arc::from(l.topic.as_str())),
+                .map(|l| (Arc::from(l.topic.as_str()), TopicRole::Logs(l.format))),
         );
-        TopicTable(names)
+        TopicTable(topics)
     }
     /// The index of a topic name.
     pub fn index(&self, topic: &str) -> Option<u16> {
-        self.0.iter().position(|t| &**t == topic).map(|i| i as u16)
+        self.0
+            .iter()
+            .position(|(t, _)| &**t == topic)
+            .map(|i| i as u16)
     }
     /// The name of a topic index.
     pub fn name(&self, index: u16) -> &str {
-        self.0.get(index as usize).map_or("?", |s| s)
+        self.0.get(index as usize).map_or("?", |(s, _)| s)
+    }
+    /// The role of a topic index.
+    pub fn role(&self, index: u16) -> Option<TopicRole> {
+        self.0.get(index as usize).map(|(_, r)| *r)
+    }
+    /// The topic names, by index.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| &**n)
+    }
+    /// Number of input topics.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether there is no input topic (never, for a valid config).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
     fn keys(&self, tpl: &TopicPartitionList) -> Vec<PartitionKey> {
         tpl.elements()
@@ -100,7 +134,7 @@ impl BrokerTrouble {
 /// The consumer's context: rebalance hooks, and broker trouble for the watermark.
 pub struct SourceContext {
     topics: TopicTable,
-    offsets: Arc<Mutex<OffsetTracker>>,
+    committable: CommittableOffsets,
     changes: mpsc::UnboundedSender<AssignmentChange>,
     trouble: BrokerTrouble,
 }
@@ -132,16 +166,13 @@ impl ConsumerContext for SourceContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             let keys = self.topics.keys(tpl);
             let mut commit = TopicPartitionList::new();
-            {
-                let offsets = self.offsets.lock().expect("not poisoned");
-                for key in &keys {
-                    if let Some(o) = offsets.committable(*key) {
-                        let _ = commit.add_partition_offset(
-                            self.topics.name(key.0),
-                            key.1,
-                            Offset::Offset(o),
-                        );
-                    }
+            for key in &keys {
+                if let Some(o) = self.committable.get(*key) {
+                    let _ = commit.add_partition_offset(
+                        self.topics.name(key.0),
+                        key.1,
+                        Offset::Offset(o),
+                    );
                 }
             }
             if commit.count() > 0 {
@@ -154,10 +185,6 @@ impl ConsumerContext for SourceContext {
                         tracing::warn!(error = %e, "commit on revocation failed; the next owner replays from the last commit")
                     }
                 }
-            }
-            let mut offsets = self.offsets.lock().expect("not poisoned");
-            for key in &keys {
-                offsets.forget(*key);
             }
             let _ = self.changes.send(AssignmentChange::Revoked(keys));
         }
@@ -193,7 +220,7 @@ pub fn base_client_config(config: &Config) -> ClientConfig {
 pub fn subscribe(
     config: &Config,
     topics: TopicTable,
-    offsets: Arc<Mutex<OffsetTracker>>,
+    committable: CommittableOffsets,
     trouble: BrokerTrouble,
 ) -> KafkaResult<(
     Arc<SourceConsumer>,
@@ -215,10 +242,10 @@ pub fn subscribe(
         // librdkafka prefetches up to 64 MiB per partition by default; the join has its own
         // bound, and memory should be the sum of stated bounds (README, Memory).
         .set_if_absent("queued.max.messages.kbytes", "16384");
-    let names: Vec<String> = topics.0.iter().map(|t| t.to_string()).collect();
+    let names: Vec<String> = topics.names().map(str::to_string).collect();
     let consumer: SourceConsumer = c.create_with_context(SourceContext {
         topics,
-        offsets,
+        committable,
         changes: tx,
         trouble,
     })?;

@@ -1,10 +1,14 @@
 //! Sources: Kafka in, and which offsets may be committed.
 //!
 //! - `kafka`: the consumer (one group over the spans and logs topics, `range` assignment so the
-//!   same partition numbers of co-partitioned topics stay together), its rebalance hooks.
-//! - `offsets`: per partition, the lowest offset still needed downstream.
+//!   same partition numbers of co-partitioned topics stay together), its rebalance hooks, and the
+//!   table of input topics with their roles.
+//! - `ack`: acknowledgement tokens; per partition, the lowest offset still needed downstream.
 //! - `partitioner`: the partitioners producers use, to check co-partitioning per record.
 
+pub mod ack;
 pub mod kafka;
-pub mod offsets;
 pub mod partitioner;
+
+/// A partition of an input topic: `(topic index in the [`kafka::TopicTable`], partition)`.
+pub type PartitionKey = (u16, i32);

@@ -219,6 +219,7 @@ pub fn otlp_logs(
                     },
                     format,
                     origin,
+                    ack: crate::sources::ack::Ack::detached(),
                 });
             }
         }

@@ -320,6 +320,7 @@ fn log(n: u64, k: u8, ts: i64, severity: &str, body: &str) -> JoinedLog {
                 partition: 0,
                 offset: 0,
             },
+            ack: crate::sources::ack::Ack::detached(),
         },
         outcome: JoinOutcome::MatchedSpan,
         reason: EmitReason::SpanPresent,

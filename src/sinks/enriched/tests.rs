@@ -36,6 +36,7 @@ fn joined() -> JoinedLog {
                 partition: 2,
                 offset: 17,
             },
+            ack: crate::sources::ack::Ack::detached(),
         },
         outcome: JoinOutcome::MatchedSpan,
         reason: EmitReason::SpanArrived,

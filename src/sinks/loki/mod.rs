@@ -15,6 +15,7 @@
 
 mod config;
 mod event;
+mod output;
 mod service;
 mod sink;
 
@@ -23,6 +24,7 @@ pub use config::{
     LokiConfigError, LokiEncoding, MetadataField, OversizePolicy, RetryConfig, SecretSource,
     TenantConfig,
 };
+pub use output::LokiOutput;
 pub use service::{BatchOutcome, LokiClient, LokiStats, RejectCause, SendStats};
 pub use sink::{LokiBatch, LokiSink, OversizedLine};
 

@@ -47,6 +47,7 @@ fn log(service: &str, level: &str, outcome: JoinOutcome, offset: i64) -> JoinedL
                 partition: 0,
                 offset,
             },
+            ack: crate::sources::ack::Ack::detached(),
         },
         outcome,
         reason: EmitReason::SpanArrived,

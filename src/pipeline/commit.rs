@@ -1,0 +1,101 @@
+//! Offset commits and backpressure: the two ways the worker talks back to the consumer.
+//!
+//! Commits: what the [`AckLedger`] says may be committed, every `kafka.commit_interval`
+//! (asynchronously) and at shutdown (synchronously). Backpressure: when more than
+//! `limits.max_in_flight` entries are in flight, every assigned partition is paused until half
+//! have drained — the consumer keeps polling, so it keeps its group membership.
+
+use crate::sources::ack::AckLedger;
+use crate::sources::kafka::{SourceConsumer, TopicTable};
+use crate::telemetry::metrics;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+pub(super) struct Commits {
+    pub(super) ledger: AckLedger,
+    interval: Duration,
+    last: Instant,
+    max_in_flight: usize,
+    paused: bool,
+}
+
+impl Commits {
+    pub(super) fn new(ledger: AckLedger, interval: Duration, max_in_flight: usize) -> Self {
+        Commits {
+            ledger,
+            interval,
+            last: Instant::now(),
+            max_in_flight,
+            paused: false,
+        }
+    }
+
+    /// Commits if the interval has passed.
+    pub(super) fn tick(&mut self, now: Instant, consumer: &SourceConsumer, topics: &TopicTable) {
+        self.ledger.drain();
+        if now.duration_since(self.last) >= self.interval {
+            self.last = now;
+            self.commit(consumer, topics, CommitMode::Async);
+        }
+    }
+
+    /// Commits what may be committed.
+    pub(super) fn commit(
+        &mut self,
+        consumer: &SourceConsumer,
+        topics: &TopicTable,
+        mode: CommitMode,
+    ) {
+        self.ledger.drain();
+        let due = self.ledger.due();
+        if due.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &due {
+            let _ =
+                tpl.add_partition_offset(topics.name(*topic), *partition, Offset::Offset(*offset));
+        }
+        match consumer.commit(&tpl, mode) {
+            Ok(()) => {
+                metrics().commit(true);
+                for ((topic, partition), offset) in due {
+                    self.ledger.committed((topic, partition), offset);
+                    metrics().committed_offset(topics.name(topic), partition, offset);
+                }
+            }
+            Err(e) => {
+                metrics().commit(false);
+                tracing::warn!(error = %e, "offset commit failed; retrying at the next interval");
+            }
+        }
+    }
+
+    /// Pauses or resumes consumption for `in_flight` entries in flight.
+    pub(super) fn backpressure(&mut self, consumer: &SourceConsumer, in_flight: usize) {
+        let cap = self.max_in_flight;
+        let want_pause = if self.paused {
+            in_flight > cap / 2
+        } else {
+            in_flight >= cap
+        };
+        if want_pause != self.paused {
+            if let Ok(assignment) = consumer.assignment() {
+                let r = if want_pause {
+                    consumer.pause(&assignment)
+                } else {
+                    consumer.resume(&assignment)
+                };
+                match r {
+                    Ok(()) => {
+                        self.paused = want_pause;
+                        tracing::info!(in_flight, paused = want_pause, "backpressure");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "pause/resume failed"),
+                }
+            }
+        }
+        metrics().in_flight(in_flight, self.paused);
+    }
+}

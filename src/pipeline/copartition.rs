@@ -1,0 +1,100 @@
+//! The co-partitioning check: a keyed record whose key hashes (under the configured partitioner)
+//! to another partition than the one it is on means the input topics are not co-partitioned by
+//! trace id, so logs and spans of one trace can reach different workers.
+
+use crate::sources::kafka::{SourceConsumer, TopicTable};
+use crate::sources::partitioner::Partitioner;
+use crate::telemetry::metrics;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{BorrowedMessage, Message};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub(super) struct CopartitionCheck {
+    partitioner: Partitioner,
+    /// Partition counts of the input topics by index, refreshed in the background.
+    partition_counts: watch::Receiver<Vec<i32>>,
+    /// Topics already warned about.
+    warned: Vec<bool>,
+}
+
+impl CopartitionCheck {
+    pub(super) fn new(
+        consumer: Arc<SourceConsumer>,
+        topics: TopicTable,
+        partitioner: Partitioner,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let warned = vec![false; topics.len()];
+        CopartitionCheck {
+            partitioner,
+            partition_counts: watch_partition_counts(consumer, topics, shutdown),
+            warned,
+        }
+    }
+
+    /// Checks one record.
+    pub(super) fn check(&mut self, m: &BorrowedMessage<'_>, topic: u16, topics: &TopicTable) {
+        let Some(key) = m.key() else { return };
+        let count = self
+            .partition_counts
+            .borrow()
+            .get(topic as usize)
+            .copied()
+            .unwrap_or(0);
+        let Some(expected) = self.partitioner.partition(key, count) else {
+            return;
+        };
+        if expected != m.partition() {
+            let name = topics.name(topic);
+            metrics().partition_key_mismatch(name);
+            if !std::mem::replace(&mut self.warned[topic as usize], true) {
+                tracing::warn!(
+                    topic = name,
+                    partition = m.partition(),
+                    expected,
+                    partitioner = ?self.partitioner,
+                    "a keyed record is not on the partition its key hashes to: the input topics are not \
+                     co-partitioned by trace id, so logs and spans of one trace can reach different workers; \
+                     re-key the producers with one partitioner, or repartition into topics keyed by trace id"
+                );
+            }
+        }
+    }
+}
+
+/// Keeps the input topics' partition counts current without blocking the loop: metadata
+/// requests run on the blocking pool once a minute.
+fn watch_partition_counts(
+    consumer: Arc<SourceConsumer>,
+    topics: TopicTable,
+    shutdown: CancellationToken,
+) -> watch::Receiver<Vec<i32>> {
+    let (tx, rx) = watch::channel(vec![0; topics.len()]);
+    tokio::spawn(async move {
+        loop {
+            let (c, t) = (consumer.clone(), topics.clone());
+            let counts = tokio::task::spawn_blocking(move || {
+                t.names()
+                    .map(|name| {
+                        c.fetch_metadata(Some(name), Duration::from_secs(10))
+                            .ok()
+                            .and_then(|m| m.topics().first().map(|t| t.partitions().len() as i32))
+                            .unwrap_or(0)
+                    })
+                    .collect::<Vec<i32>>()
+            })
+            .await;
+            if let Ok(counts) = counts {
+                let _ = tx.send(counts);
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+        }
+    });
+    rx
+}

@@ -1,0 +1,111 @@
+//! One worker: Kafka in → decode → join → sinks, with offsets committed only behind what every
+//! sink has acknowledged.
+//!
+//! A single task owns the consumer loop, the decoders, the join and the offset ledger, so the hot
+//! path takes no locks and needs no channels between stages; deliveries are futures polled by the
+//! same loop. Scaling is by partitions: more workers in the same consumer group, each over its
+//! share (see `sources::kafka`).
+//!
+//! - `worker`: per record, take its acknowledgement token → decode (failures dead-lettered) →
+//!   observers (RED, SLO, progress) → join → fan out what it emits to the sinks → complete the
+//!   token. Per tick (200 ms): move the watermark, ship what it releases, commit.
+//! - `commit`: offset commits and backpressure.
+//! - `copartition`: the check that the input topics are co-partitioned by trace id.
+//! - `observe`: the observers.
+
+mod commit;
+mod copartition;
+mod observe;
+mod worker;
+
+pub use observe::Observer;
+
+use crate::config::Config;
+use crate::decode::rules::RulesError;
+use crate::derive::red::RedError;
+use crate::model::JoinOutcome;
+use crate::sinks::Sink;
+use crate::telemetry::server::Health;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Why the pipeline could not start or had to stop.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    /// The extraction rules are invalid.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    /// A Kafka client could not be created.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The SLO definitions could not be loaded.
+    #[error("slo: {0}")]
+    Slo(#[from] crate::derive::slo::SloError),
+    /// The Loki sink could not be built.
+    #[error("loki sink: {0}")]
+    Loki(#[from] crate::sinks::loki::LokiError),
+    /// The RED metrics config is invalid.
+    #[error(transparent)]
+    Red(#[from] RedError),
+    /// The metrics endpoint could not bind.
+    #[error("metrics endpoint {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+}
+
+/// Live counters for progress displays and summaries (the demo's, and tests').
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Records consumed.
+    pub records: AtomicU64,
+    /// Spans decoded.
+    pub spans: AtomicU64,
+    /// Logs out by outcome (`JoinOutcome` order).
+    pub logs: [AtomicU64; 4],
+    /// Records dead-lettered.
+    pub dead_lettered: AtomicU64,
+    /// Enriched logs acknowledged by the Kafka sink.
+    pub delivered: AtomicU64,
+    /// Open traces in the join.
+    pub open_traces: AtomicU64,
+}
+
+impl Progress {
+    /// Logs out, all outcomes.
+    pub fn logs_total(&self) -> u64 {
+        self.logs.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Options for embedding the pipeline (demo, tests).
+#[derive(Default)]
+pub struct Hooks {
+    /// Live counters.
+    pub progress: Arc<Progress>,
+    /// Receives the first few enriched lines of each outcome.
+    pub samples: Option<mpsc::Sender<(JoinOutcome, String)>>,
+    /// Sinks beyond the configured ones.
+    pub sinks: Vec<Box<dyn Sink>>,
+    /// Observers beyond the configured ones.
+    pub observers: Vec<Box<dyn Observer>>,
+}
+
+/// Runs one worker until `shutdown` is cancelled; then drains, commits and leaves the group.
+pub async fn run(
+    config: Config,
+    health: Health,
+    hooks: Hooks,
+    shutdown: CancellationToken,
+) -> Result<(), PipelineError> {
+    worker::Worker::assemble(config, health, hooks, shutdown.clone())?
+        .run(shutdown)
+        .await;
+    Ok(())
+}

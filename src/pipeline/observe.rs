@@ -1,0 +1,135 @@
+//! Observers: what watches the pipeline's events without being on the delivery path — the
+//! derived signals (RED metrics, SLO burn rates) and the progress counters of embedders (the
+//! demo's live line, tests' summaries).
+
+use super::Progress;
+use crate::derive::red::RedMetrics;
+use crate::derive::slo::{AttributionEvent, SloEngine};
+use crate::model::{JoinOutcome, JoinedLog, SpanSummary};
+use crate::sinks::kafka::OutRecord;
+use crate::sinks::Outbox;
+use crate::sources::ack::Ack;
+use crate::telemetry::metrics;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Watches the pipeline's events. Every method defaults to doing nothing.
+pub trait Observer: Send {
+    /// A record was consumed.
+    fn on_record(&mut self) {}
+    /// Spans decoded from one record (after timestamp clamping), before the join takes them.
+    fn on_spans(&mut self, _spans: &[SpanSummary]) {}
+    /// A log left the join; `json` is its enriched document.
+    fn on_log(&mut self, _joined: &JoinedLog, _json: &[u8]) {}
+    /// A record was dead-lettered as undecodable.
+    fn on_dead_letter(&mut self) {}
+    /// A sink's delivery of `entries` entries settled.
+    fn on_delivered(&mut self, _sink: &'static str, _entries: usize) {}
+    /// The join's watermark moved (the logs before it have left the join).
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Outbox) {}
+    /// Every tick (200 ms), with the join's open traces.
+    fn on_tick(&mut self, _now: Instant, _open_traces: usize) {}
+}
+
+/// RED metrics from the spans.
+pub(super) struct RedObserver(pub(super) RedMetrics);
+
+impl Observer for RedObserver {
+    fn on_spans(&mut self, spans: &[SpanSummary]) {
+        let o = self.0.observe(spans);
+        metrics().red_observed(o.duplicates, o.overflowed);
+    }
+    fn on_tick(&mut self, now: Instant, _open_traces: usize) {
+        self.0.expire_idle(now);
+        metrics().red_series(self.0.series());
+    }
+}
+
+/// SLO burn rates; threshold crossings go to `outputs.attribution_topic` when set.
+pub(super) struct SloObserver {
+    pub(super) engine: SloEngine,
+    pub(super) topic: Option<Arc<str>>,
+    pub(super) events: Vec<AttributionEvent>,
+}
+
+impl Observer for SloObserver {
+    fn on_spans(&mut self, spans: &[SpanSummary]) {
+        self.engine.observe_spans(spans);
+    }
+    fn on_log(&mut self, joined: &JoinedLog, _json: &[u8]) {
+        self.engine.observe_log(joined);
+    }
+    /// Bad events' causes are known once their trace's logs have left the join, i.e. behind the
+    /// join's watermark: the SLO windows move with it.
+    fn on_watermark(&mut self, watermark: i64, out: &mut Outbox) {
+        self.engine.advance(watermark, &mut self.events);
+        for event in self.events.drain(..) {
+            tracing::info!(event = %String::from_utf8_lossy(&event.to_json()), "slo burn-rate threshold crossed");
+            let Some(topic) = &self.topic else { continue };
+            out.produce(
+                "attribution",
+                OutRecord {
+                    topic: topic.clone(),
+                    key: Some(event.key().into_bytes()),
+                    payload: event.to_json(),
+                    headers: None,
+                    ack: Ack::detached(),
+                    event_time_nanos: None,
+                },
+            );
+        }
+    }
+}
+
+/// How many enriched lines of each outcome go to the samples channel.
+const SAMPLES_PER_OUTCOME: u64 = 3;
+
+/// The embedder's live counters and samples.
+pub(super) struct ProgressObserver {
+    pub(super) progress: Arc<Progress>,
+    pub(super) samples: Option<mpsc::Sender<(JoinOutcome, String)>>,
+    pub(super) samples_sent: [u64; 4],
+    /// With no Kafka output, a log counts as delivered when it leaves the join.
+    pub(super) delivered_on_emit: bool,
+}
+
+impl Observer for ProgressObserver {
+    fn on_record(&mut self) {
+        self.progress.records.fetch_add(1, Ordering::Relaxed);
+    }
+    fn on_spans(&mut self, spans: &[SpanSummary]) {
+        self.progress
+            .spans
+            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+    }
+    fn on_log(&mut self, joined: &JoinedLog, json: &[u8]) {
+        let idx = joined.outcome as usize;
+        self.progress.logs[idx].fetch_add(1, Ordering::Relaxed);
+        if self.delivered_on_emit {
+            self.progress.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(tx) = &self.samples {
+            if self.samples_sent[idx] < SAMPLES_PER_OUTCOME {
+                self.samples_sent[idx] += 1;
+                let _ = tx.try_send((joined.outcome, String::from_utf8_lossy(json).into_owned()));
+            }
+        }
+    }
+    fn on_dead_letter(&mut self) {
+        self.progress.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+    fn on_delivered(&mut self, sink: &'static str, entries: usize) {
+        if sink == "kafka" {
+            self.progress
+                .delivered
+                .fetch_add(entries as u64, Ordering::Relaxed);
+        }
+    }
+    fn on_tick(&mut self, _now: Instant, open_traces: usize) {
+        self.progress
+            .open_traces
+            .store(open_traces as u64, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,470 @@
+//! The worker: its parts, assembled from the config, and its loop.
+
+use super::commit::Commits;
+use super::copartition::CopartitionCheck;
+use super::observe::{Observer, ProgressObserver, RedObserver, SloObserver};
+use super::{Hooks, PipelineError};
+use crate::config::{Config, SpanFormat};
+use crate::decode::logline::{InputLogFormat, LogDecoder};
+use crate::decode::otlp::SpanDecoder;
+use crate::decode::rules::ExtractRules;
+use crate::decode::DecodeError;
+use crate::derive::red::RedMetrics;
+use crate::derive::slo::{SloConfig, SloEngine};
+use crate::join::{Join, JoinOutput, JoinSettings, WatermarkTracker};
+use crate::model::{LogEvent, Origin, SpanSummary, TimestampSource};
+use crate::sinks::kafka::{dead_letter_headers, EnrichedKafka, KafkaSink};
+use crate::sinks::loki::{LokiOutput, LokiSink};
+use crate::sinks::{DeadLetter, Fanout, Outbox, Sink};
+use crate::sources::ack::{Ack, AckLedger};
+use crate::sources::kafka::{
+    subscribe, AssignmentChange, BrokerTrouble, SourceConsumer, TopicRole, TopicTable,
+};
+use crate::telemetry::{metrics, server::Health};
+use bytes::Bytes;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const TICK: Duration = Duration::from_millis(200);
+
+pub(super) struct Worker {
+    config: Config,
+    topics: TopicTable,
+    consumer: Arc<SourceConsumer>,
+    changes: mpsc::UnboundedReceiver<AssignmentChange>,
+    trouble: BrokerTrouble,
+    span_decoder: SpanDecoder,
+    log_decoder: LogDecoder,
+    join: Join,
+    watermark: WatermarkTracker,
+    observers: Vec<Box<dyn Observer>>,
+    fanout: Fanout,
+    outbox: Outbox,
+    commits: Commits,
+    health: Health,
+    copartition: CopartitionCheck,
+    /// `tracejoin_records_consumed_total` per input topic, resolved once.
+    consumed: Vec<prometheus::IntCounter>,
+    // Reused buffers: the hot path allocates per record only what it keeps.
+    spans_buf: Vec<SpanSummary>,
+    logs_buf: Vec<LogEvent>,
+    out: JoinOutput,
+}
+
+impl Worker {
+    /// Builds every part from the config and subscribes.
+    pub(super) fn assemble(
+        config: Config,
+        health: Health,
+        hooks: Hooks,
+        shutdown: CancellationToken,
+    ) -> Result<Self, PipelineError> {
+        let rules = match &config.rules.extract {
+            Some(path) => ExtractRules::load(path)?,
+            None => ExtractRules::builtin(),
+        };
+        let rules = Arc::new(rules.compile()?);
+        let topics = TopicTable::from_config(&config);
+        let ledger = AckLedger::new();
+        let trouble = BrokerTrouble::default();
+        let (consumer, changes) =
+            subscribe(&config, topics.clone(), ledger.published(), trouble.clone())?;
+        let kafka = KafkaSink::new(&config)?;
+
+        let mut observers: Vec<Box<dyn Observer>> = Vec::new();
+        // The decoder keeps the span attributes the join uses, those the RED dimensions use,
+        // and those the SLO predicates read.
+        let mut keep = config.join.span_attributes.clone();
+        if config.metrics.red.enabled {
+            let red = RedMetrics::new(&config.metrics.red)?;
+            health.add_registry(red.registry());
+            keep.extend(config.metrics.red.dimensions.iter().map(|d| d.name.clone()));
+            observers.push(Box::new(RedObserver(red)));
+        }
+        if let Some(path) = &config.rules.slo {
+            let cfg = SloConfig::load(path)?;
+            keep.extend(cfg.span_attributes());
+            let engine = SloEngine::new(&cfg, config.join.max_wait)?;
+            health.add_registry(engine.registry());
+            observers.push(Box::new(SloObserver {
+                engine,
+                topic: config.outputs.attribution_topic.as_deref().map(Arc::from),
+                events: Vec::new(),
+            }));
+        }
+        keep.sort();
+        keep.dedup();
+        observers.push(Box::new(ProgressObserver {
+            progress: hooks.progress.clone(),
+            samples: hooks.samples,
+            samples_sent: [0; 4],
+            delivered_on_emit: !config.outputs.kafka.enabled,
+        }));
+        observers.extend(hooks.observers);
+
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        if config.outputs.kafka.enabled {
+            sinks.push(Box::new(EnrichedKafka::new(&config.outputs.kafka.topic)));
+        }
+        if let Some(cfg) = &config.outputs.loki {
+            let loki = LokiSink::new(cfg.clone())?;
+            tracing::info!(url = loki.client().url(), "loki sink on");
+            sinks.push(Box::new(LokiOutput::new(loki)));
+        }
+        sinks.extend(hooks.sinks);
+
+        let j = &config.join;
+        Ok(Worker {
+            copartition: CopartitionCheck::new(
+                consumer.clone(),
+                topics.clone(),
+                config.inputs.partitioner,
+                shutdown,
+            ),
+            consumed: topics
+                .names()
+                .map(|t| metrics().records_consumed_handle(t))
+                .collect(),
+            span_decoder: SpanDecoder::new(&keep, 100_000),
+            log_decoder: LogDecoder::new(rules, 100_000),
+            join: Join::new(JoinSettings {
+                max_wait: j.max_wait,
+                span_retention: j.span_retention,
+                max_traces: j.max_traces,
+                max_state_bytes: j.max_state_bytes.as_usize(),
+            }),
+            watermark: WatermarkTracker::new(j.allowed_lateness, j.idle_timeout),
+            observers,
+            fanout: Fanout::new(sinks),
+            outbox: Outbox::new(kafka, &config.outputs.dead_letter.topic),
+            commits: Commits::new(
+                ledger,
+                config.kafka.commit_interval,
+                config.limits.max_in_flight,
+            ),
+            health,
+            spans_buf: Vec::new(),
+            logs_buf: Vec::new(),
+            out: JoinOutput::default(),
+            consumer,
+            changes,
+            trouble,
+            topics,
+            config,
+        })
+    }
+
+    /// The loop: until `shutdown`, then drain, commit and leave the group.
+    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+        let consumer = self.consumer.clone();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(change) = self.changes.recv() => self.on_assignment(change),
+                Some((sink, n)) = self.outbox.next(), if !self.outbox.is_empty() => {
+                    for o in &mut self.observers {
+                        o.on_delivered(sink, n);
+                    }
+                    self.commits.backpressure(&self.consumer, self.outbox.in_flight());
+                }
+                _ = tick.tick() => self.on_tick(),
+                msg = consumer.recv() => match msg {
+                    Ok(m) => self.on_record(&m),
+                    Err(e) => {
+                        self.trouble.record();
+                        tracing::warn!(error = %e, "consumer error");
+                    }
+                },
+            }
+        }
+        self.shutdown().await;
+    }
+
+    fn on_assignment(&mut self, change: AssignmentChange) {
+        let now = Instant::now();
+        match change {
+            AssignmentChange::Assigned(keys) => {
+                for k in keys {
+                    self.watermark.assign(k, now);
+                    self.commits.ledger.assign(k);
+                }
+                self.health.set_ready(true);
+            }
+            AssignmentChange::Revoked(keys) => {
+                for k in keys {
+                    self.watermark.revoke(k);
+                    self.commits.ledger.revoke(k);
+                }
+                let any_left = self.watermark.partitions().next().is_some();
+                self.health.set_ready(any_left);
+            }
+        }
+    }
+
+    fn on_record(&mut self, m: &BorrowedMessage<'_>) {
+        let Some(topic) = self.topics.index(m.topic()) else {
+            return;
+        };
+        let Some(role) = self.topics.role(topic) else {
+            return;
+        };
+        let origin = Origin {
+            topic,
+            partition: m.partition(),
+            offset: m.offset(),
+        };
+        let ack = self
+            .commits
+            .ledger
+            .take((topic, origin.partition), origin.offset);
+        let now = Instant::now();
+        let now_nanos = wall_nanos();
+        for o in &mut self.observers {
+            o.on_record();
+        }
+        self.consumed[topic as usize].inc();
+        self.copartition.check(m, topic, &self.topics);
+        let kafka_nanos = m
+            .timestamp()
+            .to_millis()
+            .map_or(now_nanos, |ms| ms.saturating_mul(1_000_000));
+        let max_future =
+            now_nanos.saturating_add(self.config.join.max_future_skew.as_nanos() as i64);
+        let payload = m.payload().unwrap_or_default();
+        let limit = self.config.limits.max_record_bytes.as_usize();
+        let result = if payload.len() > limit {
+            Err(DecodeError::TooLarge {
+                size: payload.len(),
+                limit,
+            })
+        } else if payload.is_empty() {
+            Err(DecodeError::Empty)
+        } else {
+            match role {
+                TopicRole::Spans => self.on_spans(payload, origin, &ack, now, max_future),
+                TopicRole::Logs(format) => {
+                    self.on_logs(payload, format, origin, &ack, kafka_nanos, now, max_future)
+                }
+            }
+        };
+        if let Err(e) = result {
+            self.dead_letter(m, origin, &e, ack.clone());
+        }
+        self.ship();
+        ack.complete(&mut self.commits.ledger);
+    }
+
+    fn on_spans(
+        &mut self,
+        payload: &[u8],
+        origin: Origin,
+        ack: &Ack,
+        now: Instant,
+        max_future: i64,
+    ) -> Result<(), DecodeError> {
+        let as_json = match self.config.inputs.spans.format {
+            SpanFormat::OtlpJson => true,
+            SpanFormat::OtlpProto => false,
+            SpanFormat::Auto => payload.first() == Some(&b'{'),
+        };
+        let stats = if as_json {
+            self.span_decoder
+                .decode_json(payload, &mut self.spans_buf)?
+        } else {
+            self.span_decoder
+                .decode_proto(Bytes::copy_from_slice(payload), &mut self.spans_buf)?
+        };
+        let mut clamped = 0;
+        let mut latest = i64::MIN;
+        for s in &mut self.spans_buf {
+            if s.end_unix_nanos > max_future {
+                let shift = s.end_unix_nanos - max_future;
+                s.end_unix_nanos -= shift;
+                s.start_unix_nanos = s.start_unix_nanos.saturating_sub(shift);
+                clamped += 1;
+            }
+            latest = latest.max(s.end_unix_nanos);
+        }
+        if clamped > 0 {
+            metrics().timestamp_adjusted("clamped_future", clamped);
+        }
+        for o in &mut self.observers {
+            o.on_spans(&self.spans_buf);
+        }
+        let decoded = self.spans_buf.len() as u64;
+        if latest > i64::MIN {
+            self.watermark
+                .observe((origin.topic, origin.partition), latest, now);
+        }
+        self.join
+            .on_spans(self.spans_buf.drain(..), ack, &mut self.out);
+        metrics().spans(
+            decoded,
+            stats.invalid_ids as u64,
+            std::mem::take(&mut self.out.duplicate_spans),
+        );
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_logs(
+        &mut self,
+        payload: &[u8],
+        format: InputLogFormat,
+        origin: Origin,
+        ack: &Ack,
+        kafka_nanos: i64,
+        now: Instant,
+        max_future: i64,
+    ) -> Result<(), DecodeError> {
+        self.log_decoder.decode(
+            Bytes::copy_from_slice(payload),
+            format,
+            origin,
+            kafka_nanos,
+            &mut self.logs_buf,
+        )?;
+        let (mut from_kafka, mut clamped) = (0, 0);
+        let mut latest = i64::MIN;
+        for mut log in self.logs_buf.drain(..) {
+            log.ack = ack.clone();
+            if log.timestamp_unix_nanos > max_future {
+                log.timestamp_unix_nanos = kafka_nanos.min(max_future);
+                log.timestamp_source = TimestampSource::ClampedFuture;
+                clamped += 1;
+            } else if log.timestamp_source == TimestampSource::Kafka {
+                from_kafka += 1;
+            }
+            latest = latest.max(log.timestamp_unix_nanos);
+            self.join.on_log(log, &mut self.out);
+        }
+        if latest > i64::MIN {
+            self.watermark
+                .observe((origin.topic, origin.partition), latest, now);
+        }
+        if from_kafka > 0 {
+            metrics().timestamp_adjusted("kafka", from_kafka);
+        }
+        if clamped > 0 {
+            metrics().timestamp_adjusted("clamped_future", clamped);
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, m: &BorrowedMessage<'_>, origin: Origin, e: &DecodeError, ack: Ack) {
+        let topic = self.topics.name(origin.topic);
+        for o in &mut self.observers {
+            o.on_dead_letter();
+        }
+        tracing::debug!(%topic, partition = origin.partition, offset = origin.offset, error = %e, "dead-lettered");
+        let headers = dead_letter_headers(
+            e.code(),
+            &e.to_string(),
+            topic,
+            origin.partition,
+            origin.offset,
+        );
+        self.outbox.dead_letter(DeadLetter {
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().unwrap_or_default().to_vec(),
+            headers,
+            source: topic.into(),
+            reason: e.code(),
+            acks: vec![ack],
+        });
+    }
+
+    /// Hands what the join emitted to the sinks and observers.
+    fn ship(&mut self) {
+        if self.out.evicted_traces > 0 {
+            metrics().join_evicted(std::mem::take(&mut self.out.evicted_traces));
+        }
+        if self.out.emitted.is_empty() {
+            return;
+        }
+        let mut counts = HashMap::new();
+        for joined in self.out.emitted.drain(..) {
+            *counts
+                .entry((joined.outcome, joined.reason))
+                .or_insert(0u64) += 1;
+            let topic = self.topics.name(joined.log.origin.topic);
+            let json = self.fanout.emit(&joined, topic, &mut self.outbox);
+            for o in &mut self.observers {
+                o.on_log(&joined, json);
+            }
+        }
+        for ((outcome, reason), n) in counts {
+            metrics().logs_emitted(outcome, reason, n);
+        }
+        self.commits
+            .backpressure(&self.consumer, self.outbox.in_flight());
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let open = self.join.traces();
+        for o in &mut self.observers {
+            o.on_tick(now, open);
+        }
+        self.fanout.tick(now, &mut self.outbox);
+        if let Some(w) = self.watermark.watermark(now, self.trouble.last()) {
+            self.join.advance_watermark(w, &mut self.out);
+            self.ship();
+            metrics()
+                .watermark_lag((wall_nanos().saturating_sub(self.join.watermark())) as f64 / 1e9);
+            let w = self.join.watermark();
+            for o in &mut self.observers {
+                o.on_watermark(w, &mut self.outbox);
+            }
+        }
+        metrics().join_state(
+            self.join.traces(),
+            self.join.bytes(),
+            self.join.waiting_logs(),
+        );
+        self.commits
+            .backpressure(&self.consumer, self.outbox.in_flight());
+        self.commits.tick(now, &self.consumer, &self.topics);
+    }
+
+    async fn shutdown(mut self) {
+        tracing::info!(
+            in_flight = self.outbox.in_flight(),
+            waiting_logs = self.join.waiting_logs(),
+            "shutting down"
+        );
+        if self.config.shutdown.emit_waiting_logs {
+            self.join.drain(&mut self.out);
+            self.ship();
+        }
+        self.fanout.flush(&mut self.outbox);
+        let deadline = tokio::time::sleep(self.config.shutdown.timeout);
+        tokio::pin!(deadline);
+        while !self.outbox.is_empty() {
+            tokio::select! {
+                _ = self.outbox.next() => {}
+                _ = &mut deadline => {
+                    tracing::warn!(in_flight = self.outbox.in_flight(), "shutdown timeout: the rest is replayed on restart");
+                    break;
+                }
+            }
+        }
+        // Deliveries still pending hold their tokens while this commit runs: it cannot pass them.
+        self.commits
+            .commit(&self.consumer, &self.topics, CommitMode::Sync);
+        self.consumer.unsubscribe();
+        self.health.set_ready(false);
+    }
+}
+
+fn wall_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
