@@ -101,10 +101,51 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// `workers`: how many consumer-and-join workers one process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Workers {
+    /// One per core available to the process (`std::thread::available_parallelism`).
+    #[default]
+    Auto,
+    /// Exactly this many.
+    Count(usize),
+}
+
+impl Workers {
+    /// The number of workers to run.
+    pub fn resolve(self) -> usize {
+        match self {
+            Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Workers::Count(n) => n,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(usize),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Workers::Count(n)),
+            Raw::S(s) if s == "auto" => Ok(Workers::Auto),
+            Raw::S(s) => Err(serde::de::Error::custom(format!(
+                "invalid workers {s:?} (auto, or a number)"
+            ))),
+        }
+    }
+}
+
 /// The whole processor config.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Workers in this process: `auto` (one per core available to the process) or a number.
+    /// Each is its own consumer in the group with its own join state.
+    pub workers: Workers,
     /// Connection to Kafka, shared by consumer and producers.
     pub kafka: KafkaConfig,
     /// The input topics.
@@ -462,6 +503,13 @@ impl Config {
                 invalid(&format!("metrics.red.{key}"), value, &reason)
             }
         })?;
+        if self.workers == Workers::Count(0) {
+            return Err(invalid(
+                "workers",
+                0,
+                "at least one worker is needed (or auto)",
+            ));
+        }
         if self.kafka.bootstrap_servers.trim().is_empty() {
             return Err(invalid(
                 "kafka.bootstrap_servers",

@@ -201,7 +201,7 @@ impl Table {
 }
 
 /// A dimension as the hot path uses it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct DimSpec {
     key: Box<str>,
     default: Option<Box<str>>,
@@ -231,6 +231,7 @@ pub struct RedMetrics {
     counted_kinds: [bool; 6],
     dimensions: Vec<DimSpec>,
     dedup: Dedup,
+    dedup_window: usize,
     key_buf: String,
     max_series: usize,
     idle_timeout: Duration,
@@ -293,11 +294,30 @@ impl RedMetrics {
                 })
                 .collect(),
             dedup: Dedup::new(cfg.dedup_window),
+            dedup_window: cfg.dedup_window,
             key_buf: String::with_capacity(128),
             max_series: cfg.max_series,
             idle_timeout: cfg.series_idle_timeout,
             registry,
         })
+    }
+
+    /// A handle for another worker of the same process: the same series (one table, one
+    /// registry, so cardinality does not grow with the workers), its own redelivery filter (a
+    /// partition's redeliveries reach the worker that owns it).
+    pub fn for_another_worker(&self) -> RedMetrics {
+        RedMetrics {
+            enabled: self.enabled,
+            table: self.table.clone(),
+            counted_kinds: self.counted_kinds,
+            dimensions: self.dimensions.clone(),
+            dedup: Dedup::new(self.dedup_window),
+            dedup_window: self.dedup_window,
+            key_buf: String::with_capacity(128),
+            max_series: self.max_series,
+            idle_timeout: self.idle_timeout,
+            registry: self.registry.clone(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {

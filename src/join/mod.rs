@@ -123,6 +123,13 @@ impl Join {
         }
     }
 
+    /// Changes the state bounds (a worker shares its budget among its tasks); enforced from the
+    /// next insertion on.
+    pub fn set_bounds(&mut self, max_traces: usize, max_state_bytes: usize) {
+        self.settings.max_traces = max_traces;
+        self.settings.max_state_bytes = max_state_bytes;
+    }
+
     /// Open traces held.
     pub fn traces(&self) -> usize {
         self.traces.len()

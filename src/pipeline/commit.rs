@@ -7,7 +7,7 @@
 
 use crate::sources::ack::AckLedger;
 use crate::sources::kafka::{SourceConsumer, TopicTable};
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, WorkerMetrics};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
@@ -73,7 +73,12 @@ impl Commits {
     }
 
     /// Pauses or resumes consumption for `in_flight` entries in flight.
-    pub(super) fn backpressure(&mut self, consumer: &SourceConsumer, in_flight: usize) {
+    pub(super) fn backpressure(
+        &mut self,
+        consumer: &SourceConsumer,
+        in_flight: usize,
+        gauges: &WorkerMetrics,
+    ) {
         let cap = self.max_in_flight;
         let want_pause = if self.paused {
             in_flight > cap / 2
@@ -96,6 +101,6 @@ impl Commits {
                 }
             }
         }
-        metrics().in_flight(in_flight, self.paused);
+        gauges.in_flight(in_flight, self.paused);
     }
 }

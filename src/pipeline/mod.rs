@@ -12,10 +12,12 @@
 //! - `commit`: offset commits and backpressure.
 //! - `copartition`: the check that the input topics are co-partitioned by trace id.
 //! - `observe`: the observers.
+//! - `tasks`: one join with its own watermark per partition number (Kafka Streams' tasks).
 
 mod commit;
 mod copartition;
 mod observe;
+mod tasks;
 mod worker;
 
 pub use observe::Observer;
@@ -84,28 +86,51 @@ impl Progress {
     }
 }
 
+/// Makes one more sink for the worker with this index.
+pub type SinkFactory = Box<dyn Fn(usize) -> Box<dyn Sink> + Send + Sync>;
+
 /// Options for embedding the pipeline (demo, tests).
 #[derive(Default)]
 pub struct Hooks {
-    /// Live counters.
+    /// Live counters (all workers).
     pub progress: Arc<Progress>,
     /// Receives the first few enriched lines of each outcome.
     pub samples: Option<mpsc::Sender<(JoinOutcome, String)>>,
-    /// Sinks beyond the configured ones.
-    pub sinks: Vec<Box<dyn Sink>>,
-    /// Observers beyond the configured ones.
-    pub observers: Vec<Box<dyn Observer>>,
+    /// Sinks beyond the configured ones: one made per worker.
+    pub sinks: Vec<SinkFactory>,
 }
 
-/// Runs one worker until `shutdown` is cancelled; then drains, commits and leaves the group.
+/// Runs `config.workers` workers until `shutdown` is cancelled; then each drains, commits and
+/// leaves the group.
 pub async fn run(
     config: Config,
     health: Health,
     hooks: Hooks,
     shutdown: CancellationToken,
 ) -> Result<(), PipelineError> {
-    worker::Worker::assemble(config, health, hooks, shutdown.clone())?
-        .run(shutdown)
-        .await;
+    let workers = config.workers.resolve();
+    let shared = worker::Shared::new(&config, &health, workers)?;
+    let mut tasks = Vec::with_capacity(workers);
+    for index in 0..workers {
+        let worker = worker::Worker::assemble(
+            index,
+            config.clone(),
+            &shared,
+            health.clone(),
+            worker::WorkerHooks {
+                progress: hooks.progress.clone(),
+                samples: hooks.samples.clone(),
+                sinks: hooks.sinks.iter().map(|make| make(index)).collect(),
+            },
+            shutdown.clone(),
+        )?;
+        tasks.push(tokio::spawn(worker.run(shutdown.clone())));
+    }
+    tracing::info!(workers, group = %config.kafka.group_id, "workers started");
+    for task in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "a worker ended abnormally");
+        }
+    }
     Ok(())
 }

@@ -10,10 +10,19 @@ use crate::sinks::kafka::OutRecord;
 use crate::sinks::Outbox;
 use crate::sources::ack::Ack;
 use crate::telemetry::metrics;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Instant;
 use tokio::sync::mpsc;
+
+/// What a worker holds, as of a tick.
+pub struct TickState {
+    /// Open traces in its join.
+    pub open_traces: usize,
+    /// Input partitions it owns.
+    pub partitions: usize,
+}
 
 /// Watches the pipeline's events. Every method defaults to doing nothing.
 pub trait Observer: Send {
@@ -29,8 +38,8 @@ pub trait Observer: Send {
     fn on_delivered(&mut self, _sink: &'static str, _entries: usize) {}
     /// The join's watermark moved (the logs before it have left the join).
     fn on_watermark(&mut self, _watermark: i64, _out: &mut Outbox) {}
-    /// Every tick (200 ms), with the join's open traces.
-    fn on_tick(&mut self, _now: Instant, _open_traces: usize) {}
+    /// Every tick (200 ms).
+    fn on_tick(&mut self, _now: Instant, _state: &TickState) {}
 }
 
 /// RED metrics from the spans.
@@ -41,33 +50,85 @@ impl Observer for RedObserver {
         let o = self.0.observe(spans);
         metrics().red_observed(o.duplicates, o.overflowed);
     }
-    fn on_tick(&mut self, now: Instant, _open_traces: usize) {
+    fn on_tick(&mut self, now: Instant, _state: &TickState) {
         self.0.expire_idle(now);
         metrics().red_series(self.0.series());
     }
 }
 
-/// SLO burn rates; threshold crossings go to `outputs.attribution_topic` when set.
+/// The SLO engine of a process, shared by its workers so that its series do not multiply with
+/// them. Its windows move with the slowest worker's watermark: a bad event's cause is known only
+/// once every worker's join has let its trace's logs go.
+pub(super) struct SharedSlo {
+    engine: Mutex<SloEngine>,
+    /// Per worker: its join's watermark; `i64::MIN` before the first, `i64::MAX` while it owns
+    /// no partition (it holds nobody back).
+    watermarks: Mutex<Vec<i64>>,
+    topic: Option<Arc<str>>,
+}
+
+impl SharedSlo {
+    pub(super) fn new(engine: SloEngine, workers: usize, topic: Option<Arc<str>>) -> Arc<Self> {
+        Arc::new(SharedSlo {
+            engine: Mutex::new(engine),
+            watermarks: Mutex::new(vec![i64::MIN; workers]),
+            topic,
+        })
+    }
+    fn engine(&self) -> std::sync::MutexGuard<'_, SloEngine> {
+        // A panic while holding the lock leaves windows that are still windows.
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One worker's view of the shared SLO engine; threshold crossings go to
+/// `outputs.attribution_topic` when set.
 pub(super) struct SloObserver {
-    pub(super) engine: SloEngine,
-    pub(super) topic: Option<Arc<str>>,
+    pub(super) shared: Arc<SharedSlo>,
+    pub(super) worker: usize,
     pub(super) events: Vec<AttributionEvent>,
+}
+
+impl SloObserver {
+    fn set_watermark(&self, f: impl FnOnce(i64) -> i64) -> i64 {
+        let mut w = self
+            .shared
+            .watermarks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        w[self.worker] = f(w[self.worker]);
+        w.iter().copied().min().unwrap_or(i64::MIN)
+    }
 }
 
 impl Observer for SloObserver {
     fn on_spans(&mut self, spans: &[SpanSummary]) {
-        self.engine.observe_spans(spans);
+        self.shared.engine().observe_spans(spans);
     }
     fn on_log(&mut self, joined: &JoinedLog, _json: &[u8]) {
-        self.engine.observe_log(joined);
+        self.shared.engine().observe_log(joined);
+    }
+    fn on_tick(&mut self, _now: Instant, state: &TickState) {
+        let owns = state.partitions > 0;
+        self.set_watermark(|w| match (owns, w) {
+            (false, _) => i64::MAX,
+            (true, i64::MAX) => i64::MIN,
+            (true, w) => w,
+        });
     }
     /// Bad events' causes are known once their trace's logs have left the join, i.e. behind the
-    /// join's watermark: the SLO windows move with it.
+    /// join's watermark: the SLO windows move with the slowest worker's.
     fn on_watermark(&mut self, watermark: i64, out: &mut Outbox) {
-        self.engine.advance(watermark, &mut self.events);
+        let slowest = self.set_watermark(|_| watermark);
+        if slowest == i64::MIN || slowest == i64::MAX {
+            return;
+        }
+        self.shared.engine().advance(slowest, &mut self.events);
         for event in self.events.drain(..) {
             tracing::info!(event = %String::from_utf8_lossy(&event.to_json()), "slo burn-rate threshold crossed");
-            let Some(topic) = &self.topic else { continue };
+            let Some(topic) = &self.shared.topic else {
+                continue;
+            };
             out.produce(
                 "attribution",
                 OutRecord {
@@ -93,6 +154,9 @@ pub(super) struct ProgressObserver {
     pub(super) samples_sent: [u64; 4],
     /// With no Kafka output, a log counts as delivered when it leaves the join.
     pub(super) delivered_on_emit: bool,
+    pub(super) worker: usize,
+    /// Open traces per worker, summed into `Progress::open_traces`.
+    pub(super) open_traces: Arc<[AtomicU64]>,
 }
 
 impl Observer for ProgressObserver {
@@ -127,9 +191,13 @@ impl Observer for ProgressObserver {
                 .fetch_add(entries as u64, Ordering::Relaxed);
         }
     }
-    fn on_tick(&mut self, _now: Instant, open_traces: usize) {
-        self.progress
+    fn on_tick(&mut self, _now: Instant, state: &TickState) {
+        self.open_traces[self.worker].store(state.open_traces as u64, Ordering::Relaxed);
+        let total = self
             .open_traces
-            .store(open_traces as u64, Ordering::Relaxed);
+            .iter()
+            .map(|t| t.load(Ordering::Relaxed))
+            .sum();
+        self.progress.open_traces.store(total, Ordering::Relaxed);
     }
 }

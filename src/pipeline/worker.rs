@@ -2,17 +2,18 @@
 
 use super::commit::Commits;
 use super::copartition::CopartitionCheck;
-use super::observe::{Observer, ProgressObserver, RedObserver, SloObserver};
-use super::{Hooks, PipelineError};
+use super::observe::{Observer, ProgressObserver, RedObserver, SharedSlo, SloObserver, TickState};
+use super::tasks::Tasks;
+use super::{PipelineError, Progress};
 use crate::config::{Config, SpanFormat};
 use crate::decode::logline::{InputLogFormat, LogDecoder};
 use crate::decode::otlp::SpanDecoder;
-use crate::decode::rules::ExtractRules;
+use crate::decode::rules::{CompiledRules, ExtractRules};
 use crate::decode::DecodeError;
 use crate::derive::red::RedMetrics;
 use crate::derive::slo::{SloConfig, SloEngine};
-use crate::join::{Join, JoinOutput, JoinSettings, WatermarkTracker};
-use crate::model::{LogEvent, Origin, SpanSummary, TimestampSource};
+use crate::join::{JoinOutput, JoinSettings};
+use crate::model::{JoinOutcome, LogEvent, Origin, SpanSummary, TimestampSource};
 use crate::sinks::kafka::{dead_letter_headers, EnrichedKafka, KafkaSink};
 use crate::sinks::loki::{LokiOutput, LokiSink};
 use crate::sinks::{DeadLetter, Fanout, Outbox, Sink};
@@ -20,11 +21,12 @@ use crate::sources::ack::{Ack, AckLedger};
 use crate::sources::kafka::{
     subscribe, AssignmentChange, BrokerTrouble, SourceConsumer, TopicRole, TopicTable,
 };
-use crate::telemetry::{metrics, server::Health};
+use crate::telemetry::{metrics, server::Health, WorkerMetrics};
 use bytes::Bytes;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -33,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 const TICK: Duration = Duration::from_millis(200);
 
 pub(super) struct Worker {
+    index: usize,
+    gauges: WorkerMetrics,
     config: Config,
     topics: TopicTable,
     consumer: Arc<SourceConsumer>,
@@ -40,8 +44,7 @@ pub(super) struct Worker {
     trouble: BrokerTrouble,
     span_decoder: SpanDecoder,
     log_decoder: LogDecoder,
-    join: Join,
-    watermark: WatermarkTracker,
+    tasks: Tasks,
     observers: Vec<Box<dyn Observer>>,
     fanout: Fanout,
     outbox: Outbox,
@@ -56,56 +59,108 @@ pub(super) struct Worker {
     out: JoinOutput,
 }
 
-impl Worker {
-    /// Builds every part from the config and subscribes.
-    pub(super) fn assemble(
-        config: Config,
-        health: Health,
-        hooks: Hooks,
-        shutdown: CancellationToken,
+/// What the workers of one process share: the compiled rules, the derived signals (one set of
+/// series per process, whatever the number of workers) and the Kafka producer.
+pub(super) struct Shared {
+    rules: Arc<CompiledRules>,
+    /// Span attributes the decoder keeps: the join's, the RED dimensions', the SLO predicates'.
+    keep: Vec<String>,
+    red: Option<RedMetrics>,
+    slo: Option<Arc<SharedSlo>>,
+    kafka: KafkaSink,
+    open_traces: Arc<[AtomicU64]>,
+}
+
+impl Shared {
+    pub(super) fn new(
+        config: &Config,
+        health: &Health,
+        workers: usize,
     ) -> Result<Self, PipelineError> {
         let rules = match &config.rules.extract {
             Some(path) => ExtractRules::load(path)?,
             None => ExtractRules::builtin(),
         };
-        let rules = Arc::new(rules.compile()?);
-        let topics = TopicTable::from_config(&config);
-        let ledger = AckLedger::new();
-        let trouble = BrokerTrouble::default();
-        let (consumer, changes) =
-            subscribe(&config, topics.clone(), ledger.published(), trouble.clone())?;
-        let kafka = KafkaSink::new(&config)?;
-
-        let mut observers: Vec<Box<dyn Observer>> = Vec::new();
-        // The decoder keeps the span attributes the join uses, those the RED dimensions use,
-        // and those the SLO predicates read.
         let mut keep = config.join.span_attributes.clone();
-        if config.metrics.red.enabled {
+        let red = if config.metrics.red.enabled {
             let red = RedMetrics::new(&config.metrics.red)?;
             health.add_registry(red.registry());
             keep.extend(config.metrics.red.dimensions.iter().map(|d| d.name.clone()));
-            observers.push(Box::new(RedObserver(red)));
+            Some(red)
+        } else {
+            None
+        };
+        let slo = match &config.rules.slo {
+            Some(path) => {
+                let cfg = SloConfig::load(path)?;
+                keep.extend(cfg.span_attributes());
+                let engine = SloEngine::new(&cfg, config.join.max_wait)?;
+                health.add_registry(engine.registry());
+                let topic = config.outputs.attribution_topic.as_deref().map(Arc::from);
+                Some(SharedSlo::new(engine, workers, topic))
+            }
+            None => None,
+        };
+        keep.sort();
+        keep.dedup();
+        Ok(Shared {
+            rules: Arc::new(rules.compile()?),
+            keep,
+            red,
+            slo,
+            kafka: KafkaSink::new(config)?,
+            open_traces: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+}
+
+/// What an embedder adds to one worker.
+pub(super) struct WorkerHooks {
+    pub(super) progress: Arc<Progress>,
+    pub(super) samples: Option<mpsc::Sender<(JoinOutcome, String)>>,
+    pub(super) sinks: Vec<Box<dyn Sink>>,
+}
+
+impl Worker {
+    /// Builds one worker's parts and subscribes its consumer.
+    pub(super) fn assemble(
+        index: usize,
+        config: Config,
+        shared: &Shared,
+        health: Health,
+        hooks: WorkerHooks,
+        shutdown: CancellationToken,
+    ) -> Result<Self, PipelineError> {
+        let topics = TopicTable::from_config(&config);
+        let ledger = AckLedger::new();
+        let trouble = BrokerTrouble::default();
+        let (consumer, changes) = subscribe(
+            &config,
+            index,
+            topics.clone(),
+            ledger.published(),
+            trouble.clone(),
+        )?;
+
+        let mut observers: Vec<Box<dyn Observer>> = Vec::new();
+        if let Some(red) = &shared.red {
+            observers.push(Box::new(RedObserver(red.for_another_worker())));
         }
-        if let Some(path) = &config.rules.slo {
-            let cfg = SloConfig::load(path)?;
-            keep.extend(cfg.span_attributes());
-            let engine = SloEngine::new(&cfg, config.join.max_wait)?;
-            health.add_registry(engine.registry());
+        if let Some(slo) = &shared.slo {
             observers.push(Box::new(SloObserver {
-                engine,
-                topic: config.outputs.attribution_topic.as_deref().map(Arc::from),
+                shared: slo.clone(),
+                worker: index,
                 events: Vec::new(),
             }));
         }
-        keep.sort();
-        keep.dedup();
         observers.push(Box::new(ProgressObserver {
-            progress: hooks.progress.clone(),
+            progress: hooks.progress,
             samples: hooks.samples,
             samples_sent: [0; 4],
             delivered_on_emit: !config.outputs.kafka.enabled,
+            worker: index,
+            open_traces: shared.open_traces.clone(),
         }));
-        observers.extend(hooks.observers);
 
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         if config.outputs.kafka.enabled {
@@ -113,13 +168,15 @@ impl Worker {
         }
         if let Some(cfg) = &config.outputs.loki {
             let loki = LokiSink::new(cfg.clone())?;
-            tracing::info!(url = loki.client().url(), "loki sink on");
+            tracing::info!(url = loki.client().url(), worker = index, "loki sink on");
             sinks.push(Box::new(LokiOutput::new(loki)));
         }
         sinks.extend(hooks.sinks);
 
         let j = &config.join;
         Ok(Worker {
+            index,
+            gauges: metrics().worker(index),
             copartition: CopartitionCheck::new(
                 consumer.clone(),
                 topics.clone(),
@@ -130,18 +187,21 @@ impl Worker {
                 .names()
                 .map(|t| metrics().records_consumed_handle(t))
                 .collect(),
-            span_decoder: SpanDecoder::new(&keep, 100_000),
-            log_decoder: LogDecoder::new(rules, 100_000),
-            join: Join::new(JoinSettings {
-                max_wait: j.max_wait,
-                span_retention: j.span_retention,
-                max_traces: j.max_traces,
-                max_state_bytes: j.max_state_bytes.as_usize(),
-            }),
-            watermark: WatermarkTracker::new(j.allowed_lateness, j.idle_timeout),
+            span_decoder: SpanDecoder::new(&shared.keep, 100_000),
+            log_decoder: LogDecoder::new(shared.rules.clone(), 100_000),
+            tasks: Tasks::new(
+                JoinSettings {
+                    max_wait: j.max_wait,
+                    span_retention: j.span_retention,
+                    max_traces: j.max_traces,
+                    max_state_bytes: j.max_state_bytes.as_usize(),
+                },
+                j.allowed_lateness,
+                j.idle_timeout,
+            ),
             observers,
             fanout: Fanout::new(sinks),
-            outbox: Outbox::new(kafka, &config.outputs.dead_letter.topic),
+            outbox: Outbox::new(shared.kafka.clone(), &config.outputs.dead_letter.topic),
             commits: Commits::new(
                 ledger,
                 config.kafka.commit_interval,
@@ -173,7 +233,7 @@ impl Worker {
                     for o in &mut self.observers {
                         o.on_delivered(sink, n);
                     }
-                    self.commits.backpressure(&self.consumer, self.outbox.in_flight());
+                    self.commits.backpressure(&self.consumer, self.outbox.in_flight(), &self.gauges);
                 }
                 _ = tick.tick() => self.on_tick(),
                 msg = consumer.recv() => match msg {
@@ -193,18 +253,18 @@ impl Worker {
         match change {
             AssignmentChange::Assigned(keys) => {
                 for k in keys {
-                    self.watermark.assign(k, now);
+                    self.tasks.assign(k, now);
                     self.commits.ledger.assign(k);
                 }
-                self.health.set_ready(true);
+                self.health.set_worker_ready(self.index, true);
             }
             AssignmentChange::Revoked(keys) => {
                 for k in keys {
-                    self.watermark.revoke(k);
+                    self.tasks.revoke(k);
                     self.commits.ledger.revoke(k);
                 }
-                let any_left = self.watermark.partitions().next().is_some();
-                self.health.set_ready(any_left);
+                let any_left = self.tasks.partitions() > 0;
+                self.health.set_worker_ready(self.index, any_left);
             }
         }
     }
@@ -300,11 +360,12 @@ impl Worker {
             o.on_spans(&self.spans_buf);
         }
         let decoded = self.spans_buf.len() as u64;
+        let task = self.tasks.get(origin.partition);
         if latest > i64::MIN {
-            self.watermark
+            task.watermark
                 .observe((origin.topic, origin.partition), latest, now);
         }
-        self.join
+        task.join
             .on_spans(self.spans_buf.drain(..), ack, &mut self.out);
         metrics().spans(
             decoded,
@@ -334,6 +395,7 @@ impl Worker {
         )?;
         let (mut from_kafka, mut clamped) = (0, 0);
         let mut latest = i64::MIN;
+        let task = self.tasks.get(origin.partition);
         for mut log in self.logs_buf.drain(..) {
             log.ack = ack.clone();
             if log.timestamp_unix_nanos > max_future {
@@ -344,10 +406,10 @@ impl Worker {
                 from_kafka += 1;
             }
             latest = latest.max(log.timestamp_unix_nanos);
-            self.join.on_log(log, &mut self.out);
+            task.join.on_log(log, &mut self.out);
         }
         if latest > i64::MIN {
-            self.watermark
+            task.watermark
                 .observe((origin.topic, origin.partition), latest, now);
         }
         if from_kafka > 0 {
@@ -405,44 +467,43 @@ impl Worker {
             metrics().logs_emitted(outcome, reason, n);
         }
         self.commits
-            .backpressure(&self.consumer, self.outbox.in_flight());
+            .backpressure(&self.consumer, self.outbox.in_flight(), &self.gauges);
     }
 
     fn on_tick(&mut self) {
         let now = Instant::now();
-        let open = self.join.traces();
+        let (traces, bytes, waiting) = self.tasks.state();
+        let state = TickState {
+            open_traces: traces,
+            partitions: self.tasks.partitions(),
+        };
         for o in &mut self.observers {
-            o.on_tick(now, open);
+            o.on_tick(now, &state);
         }
         self.fanout.tick(now, &mut self.outbox);
-        if let Some(w) = self.watermark.watermark(now, self.trouble.last()) {
-            self.join.advance_watermark(w, &mut self.out);
-            self.ship();
-            metrics()
-                .watermark_lag((wall_nanos().saturating_sub(self.join.watermark())) as f64 / 1e9);
-            let w = self.join.watermark();
+        let lowest = self.tasks.advance(now, self.trouble.last(), &mut self.out);
+        self.ship();
+        if let Some(w) = lowest {
+            self.gauges
+                .watermark_lag((wall_nanos().saturating_sub(w)) as f64 / 1e9);
             for o in &mut self.observers {
                 o.on_watermark(w, &mut self.outbox);
             }
         }
-        metrics().join_state(
-            self.join.traces(),
-            self.join.bytes(),
-            self.join.waiting_logs(),
-        );
+        self.gauges.join_state(traces, bytes, waiting);
         self.commits
-            .backpressure(&self.consumer, self.outbox.in_flight());
+            .backpressure(&self.consumer, self.outbox.in_flight(), &self.gauges);
         self.commits.tick(now, &self.consumer, &self.topics);
     }
 
     async fn shutdown(mut self) {
         tracing::info!(
             in_flight = self.outbox.in_flight(),
-            waiting_logs = self.join.waiting_logs(),
+            waiting_logs = self.tasks.state().2,
             "shutting down"
         );
         if self.config.shutdown.emit_waiting_logs {
-            self.join.drain(&mut self.out);
+            self.tasks.drain(&mut self.out);
             self.ship();
         }
         self.fanout.flush(&mut self.outbox);
@@ -461,7 +522,7 @@ impl Worker {
         self.commits
             .commit(&self.consumer, &self.topics, CommitMode::Sync);
         self.consumer.unsubscribe();
-        self.health.set_ready(false);
+        self.health.set_worker_ready(self.index, false);
     }
 }
 

@@ -216,9 +216,10 @@ pub fn base_client_config(config: &Config) -> ClientConfig {
     c
 }
 
-/// Creates the consumer and subscribes it to every input topic.
+/// Creates worker `worker`'s consumer and subscribes it to every input topic.
 pub fn subscribe(
     config: &Config,
+    worker: usize,
     topics: TopicTable,
     committable: CommittableOffsets,
     trouble: BrokerTrouble,
@@ -228,6 +229,17 @@ pub fn subscribe(
 )> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut c = base_client_config(config);
+    // Each worker is its own member of the group; its client id says which (broker logs, ACLs
+    // and quotas see `<client.id>-w<n>`).
+    let client_id = format!(
+        "{}-w{worker}",
+        config
+            .kafka
+            .properties
+            .get("client.id")
+            .map_or("tracejoin", String::as_str)
+    );
+    c.set("client.id", &client_id);
     c.set("group.id", &config.kafka.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -9,8 +9,8 @@ pub mod server;
 
 use crate::model::{EmitReason, JoinOutcome};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -25,17 +25,17 @@ pub struct Metrics {
     dead_lettered: IntCounterVec,
     records_produced: IntCounterVec,
     produce_retries: IntCounterVec,
-    join_traces: IntGauge,
-    join_bytes: IntGauge,
-    join_waiting_logs: IntGauge,
+    join_traces: IntGaugeVec,
+    join_bytes: IntGaugeVec,
+    join_waiting_logs: IntGaugeVec,
     join_evicted: IntCounter,
-    watermark_lag: Gauge,
+    watermark_lag: GaugeVec,
     timestamps_adjusted: IntCounterVec,
     commits: IntCounter,
     commit_failures: IntCounter,
     committed_offset: IntGaugeVec,
-    in_flight: IntGauge,
-    paused: IntGauge,
+    in_flight: IntGaugeVec,
+    paused: IntGaugeVec,
     end_to_end_latency: Histogram,
     partition_key_mismatch: IntCounterVec,
     red_series: IntGauge,
@@ -55,6 +55,42 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
         .register(Box::new(c.clone()))
         .expect("unique metric");
     c
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+/// The per-worker gauges (state size, watermark, in flight): one worker's handles.
+pub struct WorkerMetrics {
+    join_traces: IntGauge,
+    join_bytes: IntGauge,
+    join_waiting_logs: IntGauge,
+    watermark_lag: Gauge,
+    in_flight: IntGauge,
+    paused: IntGauge,
+}
+
+impl WorkerMetrics {
+    /// The join's state size.
+    pub fn join_state(&self, traces: usize, bytes: usize, waiting_logs: usize) {
+        self.join_traces.set(traces as i64);
+        self.join_bytes.set(bytes as i64);
+        self.join_waiting_logs.set(waiting_logs as i64);
+    }
+    /// Wall clock minus watermark.
+    pub fn watermark_lag(&self, seconds: f64) {
+        self.watermark_lag.set(seconds);
+    }
+    /// Entries waiting for acknowledgement, and whether consumption is paused.
+    pub fn in_flight(&self, n: usize, paused: bool) {
+        self.in_flight.set(n as i64);
+        self.paused.set(i64::from(paused));
+    }
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -85,9 +121,12 @@ impl Metrics {
         for o in JoinOutcome::ALL {
             logs_emitted.with_label_values(&[o.as_str(), "window_closed"]);
         }
-        let watermark_lag = Gauge::new(
-            "tracejoin_watermark_lag_seconds",
-            "Wall clock minus the join's watermark: how far event time trails real time.",
+        let watermark_lag = GaugeVec::new(
+            Opts::new(
+                "tracejoin_watermark_lag_seconds",
+                "Wall clock minus the join's watermark: how far event time trails real time, by worker.",
+            ),
+            &["worker"],
         )
         .expect("valid metric");
         r.register(Box::new(watermark_lag.clone()))
@@ -113,9 +152,9 @@ impl Metrics {
             dead_lettered: counter_vec(&r, "tracejoin_records_dead_lettered_total", "Records sent to the dead-letter topic, by source topic and reason code.", &["topic", "reason"]),
             records_produced: counter_vec(&r, "tracejoin_records_produced_total", "Records acknowledged by Kafka, by output topic.", &["topic"]),
             produce_retries: counter_vec(&r, "tracejoin_produce_retries_total", "Deliveries that failed after librdkafka's own retries and were sent again.", &["topic"]),
-            join_traces: gauge(&r, "tracejoin_join_state_traces", "Open traces held by the join."),
-            join_bytes: gauge(&r, "tracejoin_join_state_bytes", "Approximate bytes of join state."),
-            join_waiting_logs: gauge(&r, "tracejoin_join_waiting_logs", "Logs waiting for their span."),
+            join_traces: gauge_vec(&r, "tracejoin_join_state_traces", "Open traces held by the join, by worker.", &["worker"]),
+            join_bytes: gauge_vec(&r, "tracejoin_join_state_bytes", "Approximate bytes of join state, by worker.", &["worker"]),
+            join_waiting_logs: gauge_vec(&r, "tracejoin_join_waiting_logs", "Logs waiting for their span, by worker.", &["worker"]),
             join_evicted: counter(&r, "tracejoin_join_evicted_traces_total", "Traces evicted to keep the join state within its bounds."),
             watermark_lag,
             timestamps_adjusted: counter_vec(&r, "tracejoin_timestamps_adjusted_total", "Records whose event time was not their own, by what was used instead.", &["source"]),
@@ -126,8 +165,8 @@ impl Metrics {
                 r.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
-            in_flight: gauge(&r, "tracejoin_records_in_flight", "Output records waiting for a sink's acknowledgement."),
-            paused: gauge(&r, "tracejoin_consumption_paused", "1 while consumption is paused because sinks are behind (backpressure)."),
+            in_flight: gauge_vec(&r, "tracejoin_records_in_flight", "Output entries waiting for a sink's acknowledgement, by worker.", &["worker"]),
+            paused: gauge_vec(&r, "tracejoin_consumption_paused", "1 while a worker's consumption is paused because sinks are behind (backpressure).", &["worker"]),
             end_to_end_latency,
             partition_key_mismatch: counter_vec(&r, "tracejoin_partition_key_mismatch_total", "Keyed records whose key does not hash to their partition under the configured partitioner (topics not co-partitioned).", &["topic"]),
             consumer_lag: {
@@ -201,19 +240,22 @@ impl Metrics {
     pub fn produce_retry(&self, topic: &str) {
         self.produce_retries.with_label_values(&[topic]).inc();
     }
-    /// The join's state size.
-    pub fn join_state(&self, traces: usize, bytes: usize, waiting_logs: usize) {
-        self.join_traces.set(traces as i64);
-        self.join_bytes.set(bytes as i64);
-        self.join_waiting_logs.set(waiting_logs as i64);
+    /// The gauges of one worker, resolved once.
+    pub fn worker(&self, index: usize) -> WorkerMetrics {
+        let w = index.to_string();
+        let w = [w.as_str()];
+        WorkerMetrics {
+            join_traces: self.join_traces.with_label_values(&w),
+            join_bytes: self.join_bytes.with_label_values(&w),
+            join_waiting_logs: self.join_waiting_logs.with_label_values(&w),
+            watermark_lag: self.watermark_lag.with_label_values(&w),
+            in_flight: self.in_flight.with_label_values(&w),
+            paused: self.paused.with_label_values(&w),
+        }
     }
     /// Traces evicted.
     pub fn join_evicted(&self, n: u64) {
         self.join_evicted.inc_by(n);
-    }
-    /// Wall clock minus watermark.
-    pub fn watermark_lag(&self, seconds: f64) {
-        self.watermark_lag.set(seconds);
     }
     /// A record's event time was replaced (`kafka`: none found; `clamped_future`: too far ahead).
     pub fn timestamp_adjusted(&self, source: &str, n: u64) {
@@ -234,11 +276,6 @@ impl Metrics {
         self.committed_offset
             .with_label_values(&[topic, &partition.to_string()])
             .set(offset);
-    }
-    /// Records waiting for acknowledgement, and whether consumption is paused.
-    pub fn in_flight(&self, n: usize, paused: bool) {
-        self.in_flight.set(n as i64);
-        self.paused.set(i64::from(paused));
     }
     /// A log's end-to-end latency.
     pub fn end_to_end_latency(&self, seconds: f64) {
@@ -325,12 +362,13 @@ mod tests {
         let m = metrics();
         m.logs_emitted(JoinOutcome::MatchedSpan, EmitReason::SpanPresent, 2);
         m.dead_lettered("otlp_spans", "invalid_protobuf");
+        m.worker(7).join_state(3, 100, 1);
         let text = m.render();
         for name in [
             "tracejoin_logs_total{outcome=\"matched_span\",reason=\"span_present\"}",
             "tracejoin_records_dead_lettered_total{reason=\"invalid_protobuf\",topic=\"otlp_spans\"}",
             "tracejoin_spans_total",
-            "tracejoin_join_state_traces",
+            "tracejoin_join_state_traces{worker=\"7\"} 3",
         ] {
             assert!(text.contains(name), "missing {name}");
         }

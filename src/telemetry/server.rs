@@ -1,32 +1,42 @@
 //! `/metrics`, `/healthz` and `/readyz` over HTTP.
 //!
 //! `/healthz` answers 200 while the process serves at all (liveness). `/readyz` answers 200 once
-//! the consumer has partitions assigned and 503 before or after (readiness: a rolling restart
-//! waits for it). `/metrics` renders the processor's own metrics and every extra registry the
+//! a worker's consumer has partitions assigned and 503 before or after (readiness: a rolling
+//! restart waits for it). `/metrics` renders the processor's own metrics and every extra registry the
 //! pipeline adds (RED metrics), in the Prometheus text format.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Shared with the pipeline.
 #[derive(Clone, Default)]
 pub struct Health {
-    ready: Arc<AtomicBool>,
+    /// Bit `i`: worker `i` has partitions (workers past 63 share bit 63).
+    ready: Arc<AtomicU64>,
     extra: Arc<std::sync::Mutex<Vec<Registry>>>,
 }
 
 impl Health {
-    /// Marks the processor ready (partitions assigned) or not.
+    /// Marks the processor ready (partitions assigned) or not (as worker 0).
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
+        self.set_worker_ready(0, ready);
+    }
+    /// Marks one worker as having partitions or not; the process is ready while any has.
+    pub fn set_worker_ready(&self, worker: usize, ready: bool) {
+        let bit = 1u64 << worker.min(63);
+        if ready {
+            self.ready.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.ready.fetch_and(!bit, Ordering::Relaxed);
+        }
     }
     /// Whether ready.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) != 0
     }
     /// Adds a registry whose metrics `/metrics` renders too.
     pub fn add_registry(&self, r: Registry) {
