@@ -8,3 +8,4 @@
 pub mod kafka;
 pub mod offsets;
 pub mod partitioner;
+pub mod repartition;
