@@ -5,10 +5,12 @@
 //!   table of input topics with their roles.
 //! - `ack`: acknowledgement tokens; per partition, the lowest offset still needed downstream.
 //! - `partitioner`: the partitioners producers use, to check co-partitioning per record.
+//! - `repartition`: re-keying records by trace id for topics that are not co-partitioned.
 
 pub mod ack;
 pub mod kafka;
 pub mod partitioner;
+pub mod repartition;
 
 /// A partition of an input topic: `(topic index in the [`kafka::TopicTable`], partition)`.
 pub type PartitionKey = (u16, i32);
