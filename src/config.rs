@@ -9,6 +9,7 @@ use crate::decode::logline::InputLogFormat;
 use crate::derive::red::{RedConfig, RedError};
 use crate::sinks::loki::{LokiConfig, LokiConfigError};
 use crate::sources::partitioner::Partitioner;
+use crate::sources::repartition::RepartitionPolicy;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -229,6 +230,16 @@ pub struct InputsConfig {
     /// partition than its key says means the topics are not co-partitioned
     /// (`tracejoin_partition_key_mismatch_total`).
     pub partitioner: Partitioner,
+    /// Whether records are re-keyed by trace id into internal topics before the join
+    /// (`<group_id>.repartition.spans` / `.logs`): `auto` (the input topics not proven
+    /// co-partitioned by a sample at start-up), `always`, `never`.
+    pub repartition: RepartitionPolicy,
+    /// Partitions of the internal topics; default: the most any input topic has.
+    pub repartition_partitions: Option<i32>,
+    /// How long the internal topics keep records (`retention.ms`): long enough to ride out an
+    /// outage of the join stage, short enough to keep them small.
+    #[serde(with = "humantime_serde")]
+    pub repartition_retention: Duration,
 }
 
 impl Default for InputsConfig {
@@ -240,6 +251,9 @@ impl Default for InputsConfig {
                 format: InputLogFormat::Auto,
             }],
             partitioner: Partitioner::None,
+            repartition: RepartitionPolicy::Auto,
+            repartition_partitions: None,
+            repartition_retention: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -503,6 +517,13 @@ impl Config {
                 invalid(&format!("metrics.red.{key}"), value, &reason)
             }
         })?;
+        if let Some(n) = self.inputs.repartition_partitions.filter(|n| *n < 1) {
+            return Err(invalid(
+                "inputs.repartition_partitions",
+                n,
+                "must be at least 1",
+            ));
+        }
         if self.workers == Workers::Count(0) {
             return Err(invalid(
                 "workers",

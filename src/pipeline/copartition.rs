@@ -18,6 +18,8 @@ pub(super) struct CopartitionCheck {
     partition_counts: watch::Receiver<Vec<i32>>,
     /// Topics already warned about.
     warned: Vec<bool>,
+    /// Topics already warned about for unkeyed records.
+    warned_unkeyed: Vec<bool>,
 }
 
 impl CopartitionCheck {
@@ -30,20 +32,38 @@ impl CopartitionCheck {
         let warned = vec![false; topics.len()];
         CopartitionCheck {
             partitioner,
+            warned_unkeyed: warned.clone(),
             partition_counts: watch_partition_counts(consumer, topics, shutdown),
             warned,
         }
     }
 
-    /// Checks one record.
+    /// Checks one record of a topic joined without repartitioning.
     pub(super) fn check(&mut self, m: &BorrowedMessage<'_>, topic: u16, topics: &TopicTable) {
-        let Some(key) = m.key() else { return };
         let count = self
             .partition_counts
             .borrow()
             .get(topic as usize)
             .copied()
             .unwrap_or(0);
+        let Some(key) = m.key() else {
+            // Nothing says where its trace's other records are: as dangerous as a mismatch as
+            // soon as the topics have more than one partition.
+            if count > 1 {
+                let name = topics.name(topic);
+                metrics().partition_key_unchecked(name);
+                if !std::mem::replace(&mut self.warned_unkeyed[topic as usize], true) {
+                    tracing::warn!(
+                        topic = name,
+                        partitions = count,
+                        "an unkeyed record on a topic joined without repartitioning: logs and spans of one \
+                         trace can reach different workers and be mis-joined; set inputs.repartition: auto \
+                         (or always), or key the producers by trace id"
+                    );
+                }
+            }
+            return;
+        };
         let Some(expected) = self.partitioner.partition(key, count) else {
             return;
         };

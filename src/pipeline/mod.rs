@@ -12,11 +12,14 @@
 //! - `commit`: offset commits and backpressure.
 //! - `copartition`: the check that the input topics are co-partitioned by trace id.
 //! - `observe`: the observers.
+//! - `repartition`: which input topics are re-keyed by trace id first (`inputs.repartition`);
+//!   `worker/rekey.rs` does it.
 //! - `tasks`: one join with its own watermark per partition number (Kafka Streams' tasks).
 
 mod commit;
 mod copartition;
 mod observe;
+mod repartition;
 mod tasks;
 mod worker;
 
@@ -110,11 +113,13 @@ pub async fn run(
 ) -> Result<(), PipelineError> {
     let workers = config.workers.resolve();
     let shared = worker::Shared::new(&config, &health, workers)?;
+    let plan = repartition::plan(&config, shared.rules.clone()).await?;
     let mut tasks = Vec::with_capacity(workers);
     for index in 0..workers {
         let worker = worker::Worker::assemble(
             index,
             config.clone(),
+            &plan,
             &shared,
             health.clone(),
             worker::WorkerHooks {

@@ -138,6 +138,8 @@ impl Observer for SloObserver {
                     headers: None,
                     ack: Ack::detached(),
                     event_time_nanos: None,
+                    partition: None,
+                    timestamp_ms: None,
                 },
             );
         }

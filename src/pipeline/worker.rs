@@ -19,8 +19,10 @@ use crate::sinks::loki::{LokiOutput, LokiSink};
 use crate::sinks::{DeadLetter, Fanout, Outbox, Sink};
 use crate::sources::ack::{Ack, AckLedger};
 use crate::sources::kafka::{
-    subscribe, AssignmentChange, BrokerTrouble, SourceConsumer, TopicRole, TopicTable,
+    subscribe, AssignmentChange, BrokerTrouble, Rekey, RepartitionPlan, SourceConsumer, TopicRole,
+    TopicTable,
 };
+use crate::sources::PartitionKey;
 use crate::telemetry::{metrics, server::Health, WorkerMetrics};
 use bytes::Bytes;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -32,9 +34,30 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod rekey;
+
 const TICK: Duration = Duration::from_millis(200);
 
+/// Why a record goes to the dead-letter topic.
+pub(super) struct Refused {
+    code: &'static str,
+    message: String,
+}
+
+impl From<DecodeError> for Refused {
+    fn from(e: DecodeError) -> Self {
+        Refused {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
 pub(super) struct Worker {
+    /// Where re-keyed records go.
+    rekey: rekey::Targets,
+    /// Reused buffer of the records a split yields.
+    parts: Vec<(crate::sources::repartition::TraceKey, Vec<u8>)>,
     index: usize,
     gauges: WorkerMetrics,
     config: Config,
@@ -62,7 +85,7 @@ pub(super) struct Worker {
 /// What the workers of one process share: the compiled rules, the derived signals (one set of
 /// series per process, whatever the number of workers) and the Kafka producer.
 pub(super) struct Shared {
-    rules: Arc<CompiledRules>,
+    pub(super) rules: Arc<CompiledRules>,
     /// Span attributes the decoder keeps: the join's, the RED dimensions', the SLO predicates'.
     keep: Vec<String>,
     red: Option<RedMetrics>,
@@ -126,12 +149,13 @@ impl Worker {
     pub(super) fn assemble(
         index: usize,
         config: Config,
+        plan: &RepartitionPlan,
         shared: &Shared,
         health: Health,
         hooks: WorkerHooks,
         shutdown: CancellationToken,
     ) -> Result<Self, PipelineError> {
-        let topics = TopicTable::from_config(&config);
+        let topics = TopicTable::with_plan(&config, plan);
         let ledger = AckLedger::new();
         let trouble = BrokerTrouble::default();
         let (consumer, changes) = subscribe(
@@ -175,6 +199,8 @@ impl Worker {
 
         let j = &config.join;
         Ok(Worker {
+            rekey: rekey::Targets::new(plan),
+            parts: Vec::new(),
             index,
             gauges: metrics().worker(index),
             copartition: CopartitionCheck::new(
@@ -253,7 +279,9 @@ impl Worker {
         match change {
             AssignmentChange::Assigned(keys) => {
                 for k in keys {
-                    self.tasks.assign(k, now);
+                    if self.topics.role(k.0).is_some_and(TopicRole::joins) {
+                        self.tasks.assign(k, now);
+                    }
                     self.commits.ledger.assign(k);
                 }
                 self.health.set_worker_ready(self.index, true);
@@ -276,22 +304,30 @@ impl Worker {
         let Some(role) = self.topics.role(topic) else {
             return;
         };
-        let origin = Origin {
+        let key = (topic, m.partition());
+        let ack = self.commits.ledger.take(key, m.offset());
+        // Where the record came from: its own coordinates, or for a re-keyed record those of
+        // the input record it was cut from (the enriched output and dead letters name those).
+        let origin = match role {
+            TopicRole::RekeyedSpans | TopicRole::RekeyedLogs => {
+                rekey::source_origin(m, &self.topics)
+            }
+            _ => None,
+        }
+        .unwrap_or(Origin {
             topic,
             partition: m.partition(),
             offset: m.offset(),
-        };
-        let ack = self
-            .commits
-            .ledger
-            .take((topic, origin.partition), origin.offset);
+        });
         let now = Instant::now();
         let now_nanos = wall_nanos();
         for o in &mut self.observers {
             o.on_record();
         }
         self.consumed[topic as usize].inc();
-        self.copartition.check(m, topic, &self.topics);
+        if matches!(role, TopicRole::Spans | TopicRole::Logs(_)) {
+            self.copartition.check(m, topic, &self.topics);
+        }
         let kafka_nanos = m
             .timestamp()
             .to_millis()
@@ -301,18 +337,47 @@ impl Worker {
         let payload = m.payload().unwrap_or_default();
         let limit = self.config.limits.max_record_bytes.as_usize();
         let result = if payload.len() > limit {
-            Err(DecodeError::TooLarge {
+            Err(Refused::from(DecodeError::TooLarge {
                 size: payload.len(),
                 limit,
-            })
+            }))
         } else if payload.is_empty() {
-            Err(DecodeError::Empty)
+            Err(Refused::from(DecodeError::Empty))
         } else {
             match role {
-                TopicRole::Spans => self.on_spans(payload, origin, &ack, now, max_future),
-                TopicRole::Logs(format) => {
-                    self.on_logs(payload, format, origin, &ack, kafka_nanos, now, max_future)
+                TopicRole::Spans | TopicRole::RekeyedSpans => self
+                    .on_spans(payload, key, &ack, now, max_future)
+                    .map_err(Refused::from),
+                TopicRole::Logs(format) => self
+                    .on_logs(
+                        payload,
+                        format,
+                        origin,
+                        key,
+                        &ack,
+                        kafka_nanos,
+                        now,
+                        max_future,
+                    )
+                    .map_err(Refused::from),
+                TopicRole::RekeyedLogs => {
+                    let format = match self.topics.role(origin.topic) {
+                        Some(TopicRole::Rekey(Rekey::Logs(f))) => f,
+                        _ => InputLogFormat::Auto,
+                    };
+                    self.on_logs(
+                        payload,
+                        format,
+                        origin,
+                        key,
+                        &ack,
+                        kafka_nanos,
+                        now,
+                        max_future,
+                    )
+                    .map_err(Refused::from)
                 }
+                TopicRole::Rekey(kind) => self.rekey(m, kind, origin, &ack, kafka_nanos),
             }
         };
         if let Err(e) = result {
@@ -325,7 +390,7 @@ impl Worker {
     fn on_spans(
         &mut self,
         payload: &[u8],
-        origin: Origin,
+        key: PartitionKey,
         ack: &Ack,
         now: Instant,
         max_future: i64,
@@ -360,10 +425,9 @@ impl Worker {
             o.on_spans(&self.spans_buf);
         }
         let decoded = self.spans_buf.len() as u64;
-        let task = self.tasks.get(origin.partition);
+        let task = self.tasks.get(key.1);
         if latest > i64::MIN {
-            task.watermark
-                .observe((origin.topic, origin.partition), latest, now);
+            task.watermark.observe(key, latest, now);
         }
         task.join
             .on_spans(self.spans_buf.drain(..), ack, &mut self.out);
@@ -381,6 +445,7 @@ impl Worker {
         payload: &[u8],
         format: InputLogFormat,
         origin: Origin,
+        key: PartitionKey,
         ack: &Ack,
         kafka_nanos: i64,
         now: Instant,
@@ -395,7 +460,7 @@ impl Worker {
         )?;
         let (mut from_kafka, mut clamped) = (0, 0);
         let mut latest = i64::MIN;
-        let task = self.tasks.get(origin.partition);
+        let task = self.tasks.get(key.1);
         for mut log in self.logs_buf.drain(..) {
             log.ack = ack.clone();
             if log.timestamp_unix_nanos > max_future {
@@ -409,8 +474,7 @@ impl Worker {
             task.join.on_log(log, &mut self.out);
         }
         if latest > i64::MIN {
-            task.watermark
-                .observe((origin.topic, origin.partition), latest, now);
+            task.watermark.observe(key, latest, now);
         }
         if from_kafka > 0 {
             metrics().timestamp_adjusted("kafka", from_kafka);
@@ -421,25 +485,20 @@ impl Worker {
         Ok(())
     }
 
-    fn dead_letter(&mut self, m: &BorrowedMessage<'_>, origin: Origin, e: &DecodeError, ack: Ack) {
+    fn dead_letter(&mut self, m: &BorrowedMessage<'_>, origin: Origin, e: &Refused, ack: Ack) {
         let topic = self.topics.name(origin.topic);
         for o in &mut self.observers {
             o.on_dead_letter();
         }
-        tracing::debug!(%topic, partition = origin.partition, offset = origin.offset, error = %e, "dead-lettered");
-        let headers = dead_letter_headers(
-            e.code(),
-            &e.to_string(),
-            topic,
-            origin.partition,
-            origin.offset,
-        );
+        tracing::debug!(%topic, partition = origin.partition, offset = origin.offset, error = %e.message, "dead-lettered");
+        let headers =
+            dead_letter_headers(e.code, &e.message, topic, origin.partition, origin.offset);
         self.outbox.dead_letter(DeadLetter {
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().unwrap_or_default().to_vec(),
             headers,
             source: topic.into(),
-            reason: e.code(),
+            reason: e.code,
             acks: vec![ack],
         });
     }

@@ -34,6 +34,11 @@ pub struct OutRecord {
     pub ack: Ack,
     /// The log's event time, for the end-to-end latency histogram.
     pub event_time_nanos: Option<i64>,
+    /// The partition, when the producer's partitioner must not choose (re-keyed records are
+    /// placed by murmur2, as Kafka Streams places them).
+    pub partition: Option<i32>,
+    /// The record timestamp (ms), when it must be the input record's (re-keyed records).
+    pub timestamp_ms: Option<i64>,
 }
 
 /// A pending delivery; resolves once Kafka acknowledged the record (its token dropped).
@@ -79,6 +84,12 @@ impl KafkaSink {
                 }
                 if let Some(h) = &record.headers {
                     fr = fr.headers(h.clone());
+                }
+                if let Some(p) = record.partition {
+                    fr = fr.partition(p);
+                }
+                if let Some(t) = record.timestamp_ms {
+                    fr = fr.timestamp(t);
                 }
                 match producer.send(fr, Timeout::Never).await {
                     Ok(_) => {
@@ -161,6 +172,8 @@ impl Sink for EnrichedKafka {
             headers: None,
             ack: ack.clone(),
             event_time_nanos: Some(joined.log.timestamp_unix_nanos),
+            partition: None,
+            timestamp_ms: None,
         };
         let delivery = out.kafka().send(record);
         out.push("kafka", 1, async move {

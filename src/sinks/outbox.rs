@@ -106,6 +106,8 @@ impl Outbox {
             headers: Some(dl.headers),
             ack: Ack::detached(),
             event_time_nanos: None,
+            partition: None,
+            timestamp_ms: None,
         };
         let delivery = self.kafka.send(record);
         let acks = dl.acks;

@@ -31,13 +31,60 @@ pub enum AssignmentChange {
     Revoked(Vec<PartitionKey>),
 }
 
-/// What an input topic carries.
+/// What an input topic carries, and what the worker does with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicRole {
-    /// OTLP spans (`inputs.spans`).
+    /// OTLP spans (`inputs.spans`), joined.
     Spans,
-    /// Logs in this format (`inputs.logs[]`).
+    /// Logs in this format (`inputs.logs[]`), joined.
     Logs(InputLogFormat),
+    /// An input topic not co-partitioned by trace id: its records are re-keyed into the
+    /// internal topic of their kind, not joined here.
+    Rekey(Rekey),
+    /// The internal spans topic: re-keyed span records, joined.
+    RekeyedSpans,
+    /// The internal logs topic: re-keyed log records (format and origin in headers), joined.
+    RekeyedLogs,
+}
+
+/// What a re-keyed input topic carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rekey {
+    /// OTLP spans.
+    Spans,
+    /// Logs in this format.
+    Logs(InputLogFormat),
+}
+
+impl TopicRole {
+    /// Whether its records go to the join (and its partitions to a join task).
+    pub fn joins(self) -> bool {
+        !matches!(self, TopicRole::Rekey(_))
+    }
+}
+
+/// Which input topics are re-keyed, and where to.
+#[derive(Debug, Clone, Default)]
+pub struct RepartitionPlan {
+    /// Per input topic (spans first, then logs in config order): re-keyed?
+    pub rekey: Vec<bool>,
+    /// Partitions of the internal topics.
+    pub partitions: i32,
+    /// `<group_id>.repartition.spans`.
+    pub spans_topic: String,
+    /// `<group_id>.repartition.logs`.
+    pub logs_topic: String,
+}
+
+impl RepartitionPlan {
+    /// Whether the spans input is re-keyed.
+    pub fn spans(&self) -> bool {
+        self.rekey.first().copied().unwrap_or(false)
+    }
+    /// Whether any logs input is re-keyed.
+    pub fn logs(&self) -> bool {
+        self.rekey.iter().skip(1).any(|r| *r)
+    }
 }
 
 /// The input topics by index (the `u16` of a [`PartitionKey`] and of `Origin::topic`): the spans
@@ -46,19 +93,37 @@ pub enum TopicRole {
 pub struct TopicTable(pub Vec<(Arc<str>, TopicRole)>);
 
 impl TopicTable {
-    /// From the config's inputs.
+    /// From the config's inputs, every one joined directly.
     pub fn from_config(config: &Config) -> Self {
+        Self::with_plan(config, &RepartitionPlan::default())
+    }
+
+    /// From the config's inputs and the repartition plan: re-keyed inputs, then the internal
+    /// topics in use.
+    pub fn with_plan(config: &Config, plan: &RepartitionPlan) -> Self {
+        let rekey = |i: usize| plan.rekey.get(i).copied().unwrap_or(false);
         let mut topics = vec![(
             Arc::from(config.inputs.spans.topic.as_str()),
-            TopicRole::Spans,
+            if rekey(0) {
+                TopicRole::Rekey(Rekey::Spans)
+            } else {
+                TopicRole::Spans
+            },
         )];
-        topics.extend(
-            config
-                .inputs
-                .logs
-                .iter()
-                .map(|l| (Arc::from(l.topic.as_str()), TopicRole::Logs(l.format))),
-        );
+        topics.extend(config.inputs.logs.iter().enumerate().map(|(i, l)| {
+            let role = if rekey(i + 1) {
+                TopicRole::Rekey(Rekey::Logs(l.format))
+            } else {
+                TopicRole::Logs(l.format)
+            };
+            (Arc::from(l.topic.as_str()), role)
+        }));
+        if plan.spans() {
+            topics.push((plan.spans_topic.as_str().into(), TopicRole::RekeyedSpans));
+        }
+        if plan.logs() {
+            topics.push((plan.logs_topic.as_str().into(), TopicRole::RekeyedLogs));
+        }
         TopicTable(topics)
     }
     /// The index of a topic name.

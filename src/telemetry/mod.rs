@@ -42,6 +42,9 @@ pub struct Metrics {
     red_duplicates: IntCounter,
     red_overflowed: IntCounter,
     consumer_lag: IntGaugeVec,
+    repartition_active: IntGaugeVec,
+    partition_key_unchecked: IntCounterVec,
+    rekeyed: IntCounterVec,
     loki_entries: IntCounterVec,
     loki_bytes: IntCounterVec,
     loki_batches: IntCounterVec,
@@ -168,6 +171,9 @@ impl Metrics {
             in_flight: gauge_vec(&r, "tracejoin_records_in_flight", "Output entries waiting for a sink's acknowledgement, by worker.", &["worker"]),
             paused: gauge_vec(&r, "tracejoin_consumption_paused", "1 while a worker's consumption is paused because sinks are behind (backpressure).", &["worker"]),
             end_to_end_latency,
+            partition_key_unchecked: counter_vec(&r, "tracejoin_partition_key_unchecked_total", "Unkeyed records on a multi-partition topic joined without repartitioning: their co-partitioning cannot be checked, by topic.", &["topic"]),
+            repartition_active: gauge_vec(&r, "tracejoin_repartition_active", "1 when an input topic's records are re-keyed by trace id into the internal topics (inputs.repartition), by topic.", &["topic"]),
+            rekeyed: counter_vec(&r, "tracejoin_repartition_records_total", "Records produced to the internal repartition topics, by source topic.", &["topic"]),
             partition_key_mismatch: counter_vec(&r, "tracejoin_partition_key_mismatch_total", "Keyed records whose key does not hash to their partition under the configured partitioner (topics not co-partitioned).", &["topic"]),
             consumer_lag: {
                 let g = IntGaugeVec::new(
@@ -338,7 +344,23 @@ impl Metrics {
     pub fn red_series(&self, n: usize) {
         self.red_series.set(n as i64);
     }
-    /// A keyed record on the wrong partition for its key.
+    /// An unkeyed record on a multi-partition topic joined directly.
+    pub fn partition_key_unchecked(&self, topic: &str) {
+        self.partition_key_unchecked
+            .with_label_values(&[topic])
+            .inc();
+    }
+    /// Whether an input topic goes through the repartition stage.
+    pub fn repartition_active(&self, topic: &str, on: bool) {
+        self.repartition_active
+            .with_label_values(&[topic])
+            .set(i64::from(on));
+    }
+    /// Records re-keyed from an input topic.
+    pub fn rekeyed(&self, topic: &str, n: u64) {
+        self.rekeyed.with_label_values(&[topic]).inc_by(n);
+    }
+    /// A keyed record on another partition than its key says.
     pub fn partition_key_mismatch(&self, topic: &str) {
         self.partition_key_mismatch
             .with_label_values(&[topic])
