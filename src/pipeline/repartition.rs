@@ -107,7 +107,19 @@ fn decide(config: &Config, rules: Arc<CompiledRules>) -> Result<RepartitionPlan,
     let mut tpl = TopicPartitionList::new();
     for (name, n) in names.iter().zip(&counts) {
         for p in 0..*n {
-            let (low, high) = consumer.fetch_watermarks(name, p, timeout)?;
+            // Right after a topic is created its leaders may not be known yet: retry, then treat
+            // the partition as having nothing to sample.
+            let mut marks = None;
+            for _ in 0..10 {
+                match consumer.fetch_watermarks(name, p, timeout) {
+                    Ok(m) => {
+                        marks = Some(m);
+                        break;
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(300)),
+                }
+            }
+            let Some((low, high)) = marks else { continue };
             if high > low {
                 let from = (high - SAMPLE_PER_PARTITION).max(low);
                 let _ = tpl.add_partition_offset(name, p, Offset::Offset(from));
@@ -238,8 +250,11 @@ async fn create_internal_topics(
     }
     // An existing internal topic keeps its partition count: re-key to what is there.
     let consumer: BaseConsumer = base_client_config(config).create()?;
-    let meta = consumer.fetch_metadata(Some(&wanted[0]), Duration::from_secs(10))?;
-    if let Some(n) = meta.topics().first().map(|t| t.partitions().len() as i32) {
+    let existing = consumer
+        .fetch_metadata(Some(&wanted[0]), Duration::from_secs(10))
+        .ok()
+        .and_then(|m| m.topics().first().map(|t| t.partitions().len() as i32));
+    if let Some(n) = existing {
         if n > 0 && n != plan.partitions {
             tracing::warn!(topic = %wanted[0], existing = n, wanted = plan.partitions, "internal topic has another partition count; using it");
             plan.partitions = n;

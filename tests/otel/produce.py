@@ -12,7 +12,11 @@ Each log carries a unique token "log_id=L0001" in its message; the manifest (one
 per log) says what tracejoin is expected to decide for it.
 
     produce.py --bootstrap HOST:PORT --spans-topic S --logs-topic L --manifest OUT.jsonl
-               [--traces N] [--seed N]
+               [--traces N] [--seed N] [--unkeyed] [--batch N]
+
+--unkeyed --batch N lays the records out as the Collector's Kafka exporter does at its default
+settings: no keys, and the spans of N traces batched into one ExportTraceServiceRequest (the
+batch processor's doing), so a record holds many traces and says nothing of where they belong.
 
 The scenario mix is a function of --seed; trace and span ids are not (the SDK draws them),
 so that two runs against the same broker never share a trace.
@@ -513,6 +517,8 @@ def main() -> int:
     ap.add_argument("--manifest", required=True, help="where to write the expectations (JSON lines)")
     ap.add_argument("--traces", type=int, default=40)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--unkeyed", action="store_true", help="produce every record without a key")
+    ap.add_argument("--batch", type=int, default=1, help="traces per span record")
     args = ap.parse_args()
     if args.traces < 1:
         ap.error("--traces must be at least 1")
@@ -525,6 +531,21 @@ def main() -> int:
     kinds, logs_first = plan(rng, args.traces)
     late_spans: list[tuple[str, bytes]] = []
     span_count = 0
+    batch: list = []  # SDK spans of up to --batch traces, sent as one request
+    late_batch: list = []
+
+    def key(k: str | None) -> str | None:
+        return None if args.unkeyed else k
+
+    def flush_batch(spans: list, out: list | None = None) -> None:
+        if not spans:
+            return
+        record = (key(format_trace_id(spans[0].context.trace_id)), encode_spans(spans).SerializeToString())
+        spans.clear()
+        if out is None:
+            sink.send(args.spans_topic, *record)
+        else:
+            out.append(record)
 
     for i, kind in enumerate(kinds):
         if rng.random() < 0.3:
@@ -535,28 +556,33 @@ def main() -> int:
         spans = telemetry.take_spans()
         trace_id = format_trace_id(spans[0].context.trace_id)
         assert all(format_trace_id(s.context.trace_id) == trace_id for s in spans)
-        span_record = (trace_id, encode_spans(spans).SerializeToString())
         log_records = telemetry.take_log_records()
 
         if kind != DROPPED:
             span_count += len(spans)
             if not tb.logs_first:
-                sink.send(args.spans_topic, *span_record)
+                batch.extend(spans)
+                if len({s.context.trace_id for s in batch}) >= args.batch:
+                    flush_batch(batch)
             else:
                 # Held back until every other record is delivered, so these logs are in the
                 # topic well before any span of their trace.
-                late_spans.append(span_record)
-        for key, value in log_records:
-            sink.send(args.logs_topic, key, value)
+                late_batch.extend(spans)
+                if len({s.context.trace_id for s in late_batch}) >= args.batch:
+                    flush_batch(late_batch, late_spans)
+        for k, value in log_records:
+            sink.send(args.logs_topic, key(k), value)
 
     if not any(e.expected_outcome == "no_trace_id" for e in run.manifest):
         context_free_log(run, telemetry)
-    for key, value in telemetry.take_log_records():
-        sink.send(args.logs_topic, key, value)
+    for k, value in telemetry.take_log_records():
+        sink.send(args.logs_topic, key(k), value)
+    flush_batch(batch)
+    flush_batch(late_batch, late_spans)
 
     sink.flush()
-    for key, value in late_spans:
-        sink.send(args.spans_topic, key, value)
+    for k, value in late_spans:
+        sink.send(args.spans_topic, k, value)
     sink.flush()
     telemetry.shutdown()
 
