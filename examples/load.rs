@@ -1,6 +1,8 @@
 //! The end-to-end load harness: the real pipeline against a real Kafka broker.
 //!
 //!   scripts/load.sh [--traces-per-sec 3000] [--seconds 30] [--backlog-traces 50000]
+//!                   [--partitions 4] [--workers 1] [--repartition never|auto|always]
+//!                   [--backlog-only 1]
 //!
 //! Two phases, each on fresh topics:
 //! 1. **backlog**: a burst of generated traffic is produced first, then the pipeline drains it:
@@ -24,7 +26,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use tracejoin::config::{Config, LogsInput, SpanFormat};
+use tracejoin::config::{Config, LogsInput, SpanFormat, Workers};
+use tracejoin::sources::repartition::RepartitionPolicy;
 use tracejoin::decode::logline::InputLogFormat;
 use tracejoin::demo::generator::{self, Generated};
 use tracejoin::pipeline::{Hooks, Progress};
@@ -35,6 +38,9 @@ struct Args {
     seconds: u64,
     backlog_traces: u64,
     partitions: i32,
+    workers: usize,
+    repartition: RepartitionPolicy,
+    backlog_only: bool,
 }
 
 fn args() -> Args {
@@ -43,11 +49,25 @@ fn args() -> Args {
         seconds: 30,
         backlog_traces: 50_000,
         partitions: 4,
+        workers: 1,
+        repartition: RepartitionPolicy::Never,
+        backlog_only: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
+        if pair[0] == "--repartition" {
+            a.repartition = match pair.get(1).map(String::as_str) {
+                Some("auto") => RepartitionPolicy::Auto,
+                Some("always") => RepartitionPolicy::Always,
+                Some("never") => RepartitionPolicy::Never,
+                other => panic!("--repartition auto|always|never, not {other:?}"),
+            };
+            continue;
+        }
         let v = pair.get(1).and_then(|v| v.parse().ok());
         match (pair[0].as_str(), v) {
+            ("--workers", Some(v)) => a.workers = v as usize,
+            ("--backlog-only", Some(v)) => a.backlog_only = v != 0,
             ("--traces-per-sec", Some(v)) => a.rate = v,
             ("--seconds", Some(v)) => a.seconds = v,
             ("--backlog-traces", Some(v)) => a.backlog_traces = v,
@@ -102,8 +122,10 @@ async fn topics(bootstrap: &str, tag: &str, partitions: i32) -> Topics {
     t
 }
 
-fn config(bootstrap: &str, t: &Topics) -> Config {
+fn config(bootstrap: &str, t: &Topics, a: &Args) -> Config {
     let mut c = Config::default();
+    c.workers = Workers::Count(a.workers);
+    c.inputs.repartition = a.repartition;
     c.kafka.bootstrap_servers = bootstrap.into();
     c.kafka.group_id = format!("load-{}", rand::random::<u32>());
     c.inputs.spans.topic = t.spans.clone();
@@ -181,7 +203,8 @@ async fn backlog(bootstrap: &str, a: &Args) {
         counts.logs,
         produce_start.elapsed().as_secs_f64()
     );
-    let (progress, shutdown, task) = start(config(bootstrap, &t));
+    let (progress, shutdown, task) = start(config(bootstrap, &t, a));
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let mut first_record = None;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -192,6 +215,7 @@ async fn backlog(bootstrap: &str, a: &Args) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let drained = first_record.unwrap_or(started).elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     shutdown.cancel();
     task.await.unwrap().unwrap();
     let consumed = progress.records.load(Ordering::Relaxed);
@@ -203,11 +227,29 @@ async fn backlog(bootstrap: &str, a: &Args) {
         counts.logs as f64 / drained.as_secs_f64(),
         counts.spans as f64 / drained.as_secs_f64(),
     );
+    println!(
+        "backlog: {} worker(s), repartition {:?}: {cpu:.2} CPU-seconds of this process (pipeline and librdkafka; the generator is idle by then) = {:.0} logs per CPU-second, {:.0} logs/s per worker",
+        a.workers,
+        a.repartition,
+        counts.logs as f64 / cpu,
+        counts.logs as f64 / drained.as_secs_f64() / a.workers as f64,
+    );
+}
+
+/// User + system CPU time of this process so far, from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn steady(bootstrap: &str, a: &Args) {
     let t = topics(bootstrap, "steady", a.partitions).await;
-    let (progress, shutdown, task) = start(config(bootstrap, &t));
+    let (progress, shutdown, task) = start(config(bootstrap, &t, a));
     // Wait for the group join before producing, so latency is the pipeline's, not the join's.
     let ready = Instant::now();
     while ready.elapsed() < Duration::from_secs(20) {
@@ -321,6 +363,9 @@ async fn main() {
     let a = args();
     backlog(&bootstrap, &a).await;
     println!("peak RSS so far: {} MiB", vm_hwm_kib() / 1024);
+    if a.backlog_only {
+        return;
+    }
     steady(&bootstrap, &a).await;
     println!(
         "peak RSS (VmHWM, pipeline + generator + reader): {} MiB",

@@ -215,12 +215,15 @@ impl Worker {
                 .collect(),
             span_decoder: SpanDecoder::new(&shared.keep, 100_000),
             log_decoder: LogDecoder::new(shared.rules.clone(), 100_000),
+            // The state bounds are the process's: each worker gets its share, and shares it
+            // among its tasks.
             tasks: Tasks::new(
                 JoinSettings {
                     max_wait: j.max_wait,
                     span_retention: j.span_retention,
-                    max_traces: j.max_traces,
-                    max_state_bytes: j.max_state_bytes.as_usize(),
+                    max_traces: (j.max_traces / shared.open_traces.len()).max(1),
+                    max_state_bytes: (j.max_state_bytes.as_usize() / shared.open_traces.len())
+                        .max(1),
                 },
                 j.allowed_lateness,
                 j.idle_timeout,
