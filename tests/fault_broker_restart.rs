@@ -32,15 +32,7 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     let down = Instant::now();
     tokio::task::block_in_place(|| broker.restart());
     eprintln!("broker restarted in {:.1}s", down.elapsed().as_secs_f64());
-    let expected = tokio::task::spawn_blocking(move || load.finish())
-        .await
-        .unwrap();
-    let records = tokio::task::spawn_blocking({
-        let (out, n) = (t.out.clone(), expected.len());
-        move || wait_for_outputs(&out, n, Duration::from_secs(120))
-    })
-    .await
-    .unwrap();
+    let (expected, records) = load.finish_and_read(&t.out).await;
     running.stop().await;
     // Nothing may be lost. A log whose records came back from the broker behind newer ones may
     // leave flagged `late` rather than matched; it must say so, and stay rare.

@@ -71,15 +71,7 @@ async fn kill_9_under_load_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         proc = Process::spawn(&config, "run");
     }
-    let expected = tokio::task::spawn_blocking(move || load.finish())
-        .await
-        .unwrap();
-    let records = tokio::task::spawn_blocking({
-        let (out, n) = (s.t.out.clone(), expected.len());
-        move || wait_for_outputs(&out, n, Duration::from_secs(120))
-    })
-    .await
-    .unwrap();
+    let (expected, records) = load.finish_and_read(&s.t.out).await;
     let status = tokio::task::spawn_blocking(move || proc.terminate(Duration::from_secs(40)))
         .await
         .unwrap();
@@ -110,15 +102,7 @@ async fn a_second_instance_joins_and_the_first_leaves_without_loss() {
         status.success(),
         "the leaving instance exits 0 after draining: {status}"
     );
-    let expected = tokio::task::spawn_blocking(move || load.finish())
-        .await
-        .unwrap();
-    let records = tokio::task::spawn_blocking({
-        let (out, n) = (s.t.out.clone(), expected.len());
-        move || wait_for_outputs(&out, n, Duration::from_secs(120))
-    })
-    .await
-    .unwrap();
+    let (expected, records) = load.finish_and_read(&s.t.out).await;
     let log = std::fs::read_to_string(&second.log).unwrap_or_default();
     let status = tokio::task::spawn_blocking(move || second.terminate(Duration::from_secs(40)))
         .await

@@ -132,26 +132,11 @@ async fn run_both(
     c.join = base.join;
     c.metrics.listen = base.metrics.listen;
     let running = start(c);
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let addr = tracejoin::telemetry::server::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        running.health.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .expect("serve /metrics");
+    let (metrics_url, shutdown) = running.serve_metrics().await;
 
     let http = reqwest::Client::new();
     let want = specs.len() as u64;
-    let ours = scrape_settled(
-        &http,
-        &format!("http://{addr}/metrics"),
-        want,
-        &[],
-        "tracejoin",
-        String::new,
-    )
-    .await;
+    let ours = scrape_settled(&http, &metrics_url, want, &[], "tracejoin", String::new).await;
     let theirs = scrape_settled(
         &http,
         &collector.metrics_url,

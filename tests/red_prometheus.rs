@@ -17,7 +17,6 @@ use red_input::*;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// Server and consumer spans: what the default config counts.
 const COUNTED: [i32; 2] = [2, 5];
@@ -167,15 +166,7 @@ async fn prometheus_scrapes_the_red_metrics() {
 
     // The default config: RED metrics are on, server and consumer spans, no dimensions.
     let running = start(t.config());
-    let shutdown = CancellationToken::new();
-    let addr = tracejoin::telemetry::server::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        running.health.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .expect("serve /metrics");
-    let metrics_url = format!("http://{addr}/metrics");
+    let (metrics_url, shutdown) = running.serve_metrics().await;
     let http = reqwest::Client::new();
     let text = wait_for_calls(&http, &metrics_url, expected_total).await;
 
@@ -197,7 +188,10 @@ async fn prometheus_scrapes_the_red_metrics() {
     );
 
     // Prometheus scrapes it every second; the per-series counts are the input's.
-    let prom = Prometheus::start(&addr.to_string());
+    let target = metrics_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics");
+    let prom = Prometheus::start(target);
     let per_series =
         "sum by (service_name, span_name, span_kind, status_code) (traces_span_metrics_calls_total)";
     let r = query_until(&http, &prom, per_series, Duration::from_secs(60), |r| {

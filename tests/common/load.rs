@@ -162,6 +162,19 @@ impl Load {
     pub fn finish(mut self) -> HashMap<String, Expect> {
         self.thread.take().unwrap().join().expect("load thread")
     }
+
+    /// Waits for the producer to finish, then for every log to come out on `out` (by marker,
+    /// up to 120 s): what every log must come out as, and every record read.
+    pub async fn finish_and_read(self, out: &str) -> (HashMap<String, Expect>, Vec<super::Record>) {
+        let out = out.to_string();
+        tokio::task::spawn_blocking(move || {
+            let expected = self.finish();
+            let records = super::wait_for_outputs(&out, expected.len(), Duration::from_secs(120));
+            (expected, records)
+        })
+        .await
+        .expect("load thread")
+    }
 }
 
 impl Drop for Load {

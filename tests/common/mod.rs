@@ -296,6 +296,20 @@ pub fn start(config: Config) -> Running {
 }
 
 impl Running {
+    /// Serves the pipeline's `/metrics` on a free port, as `tracejoin run` does: its URL, and
+    /// the token that stops the server.
+    pub async fn serve_metrics(&self) -> (String, CancellationToken) {
+        let shutdown = CancellationToken::new();
+        let addr = tracejoin::telemetry::server::serve(
+            "127.0.0.1:0".parse().unwrap(),
+            self.health.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("serve /metrics");
+        (format!("http://{addr}/metrics"), shutdown)
+    }
+
     /// Graceful stop: drain, commit, leave the group.
     pub async fn stop(self) {
         self.shutdown.cancel();
