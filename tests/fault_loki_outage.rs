@@ -56,9 +56,9 @@ async fn a_loki_outage_pauses_consumption_and_loses_nothing() {
     let load = Load::start(&bootstrap(), &t.spans, &t.logs, 1500, 100);
     tokio::time::sleep(Duration::from_secs(4)).await;
 
+    let at_stop = observe(&running, &t.logs);
     vl.stop();
     let down = Instant::now();
-    let at_stop = observe(&running, &t.logs);
     let mut paused_seen = false;
     let mut max_held = 0f64;
     let mut last = at_stop.consumed_logs;

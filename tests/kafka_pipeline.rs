@@ -8,8 +8,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{span, Span, Status};
 use prost::Message;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,27 +42,13 @@ impl TestTrace {
             status: Some(Status::default()),
             ..Default::default()
         };
-        let rs = |service: &str, spans: Vec<Span>| ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv(
-                    "service.name",
-                    any_value::Value::StringValue(service.into()),
-                )],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
         ExportTraceServiceRequest {
             resource_spans: vec![
-                rs(
+                resource_spans(
                     "frontend",
                     vec![span(self.root, None, "GET /home", span::SpanKind::Server)],
                 ),
-                rs(
+                resource_spans(
                     "backend",
                     vec![span(
                         self.child,

@@ -18,10 +18,7 @@ use common::*;
 use futures::future::join_all;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    span, status, ResourceSpans, ScopeSpans, Span, Status,
-};
+use opentelemetry_proto::tonic::trace::v1::{span, status, Span, Status};
 use prost::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -130,24 +127,14 @@ fn step(run: u32, i: u64, t: u64, base: u64) -> Step {
         ..Default::default()
     };
     let spans = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv(
-                    "service.name",
-                    any_value::Value::StringValue("shop".into()),
-                )],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: vec![
-                    server(&cart, "GET /api/cart", cart_bad),
-                    db,
-                    server(&co, "POST /api/checkout", co_bad),
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+        resource_spans: vec![resource_spans(
+            "shop",
+            vec![
+                server(&cart, "GET /api/cart", cart_bad),
+                db,
+                server(&co, "POST /api/checkout", co_bad),
+            ],
+        )],
     }
     .encode_to_vec();
     let mut logs = vec![log_line(

@@ -2,7 +2,7 @@
 //! trace id, every log carrying `log_id=<n>` and the name of the span it was written in, so the
 //! check can say for every input log whether it came out, how often, and with which span.
 
-use super::{hex, kv, log_id, now_nanos};
+use super::{hex, log_id, now_nanos};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 use std::collections::HashMap;
@@ -29,9 +29,7 @@ pub type LoadRecord = (bool, String, Vec<u8>);
 /// One trace's records, and its logs' expectations.
 pub fn trace_records(n: u64, now_nanos: u64) -> (Vec<LoadRecord>, Vec<(String, Expect)>) {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::any_value;
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use opentelemetry_proto::tonic::trace::v1::Span;
     use prost::Message;
     let trace_id: [u8; 16] = rand::random();
     let ids: [[u8; 8]; 2] = [
@@ -55,20 +53,7 @@ pub fn trace_records(n: u64, now_nanos: u64) -> (Vec<LoadRecord>, Vec<(String, E
         })
         .collect();
     let req = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv(
-                    "service.name",
-                    any_value::Value::StringValue("shop".into()),
-                )],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+        resource_spans: vec![super::resource_spans("shop", spans)],
     };
     let key = hex(&trace_id);
     let ts = chrono::DateTime::from_timestamp_nanos(now_nanos as i64 - 10_000_000).to_rfc3339();

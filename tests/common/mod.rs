@@ -61,6 +61,27 @@ pub fn kv(
     }
 }
 
+/// The spans of one service as an OTLP `ResourceSpans` (resource `service.name`, one scope).
+pub fn resource_spans(
+    service: &str,
+    spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+) -> opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![kv("service.name", Value::StringValue(service.into()))],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 /// A free TCP port on 127.0.0.1, asked of the kernel.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
