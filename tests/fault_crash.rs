@@ -2,7 +2,7 @@
 //!
 //! - `kill -9` at random moments under continuous load, three times, restarting each time: every
 //!   input log comes out at least once, matched to its span, and the duplicate rate stays within
-//!   `KILL_9_MAX_DUPLICATES` (README: measured 1.6%).
+//!   `KILL_9_MAX_DUPLICATES` (README: measured 0.8% to 3.2%).
 //! - A second instance joins the group during load and the first leaves (SIGTERM, graceful): the
 //!   same check, the duplicate rate within `JOIN_LEAVE_MAX_DUPLICATES` (measured 0.2%), and the
 //!   leaving instance exits 0 within its shutdown deadline.
@@ -15,10 +15,10 @@ use rand::Rng;
 use std::time::Duration;
 
 /// Duplicates allowed under three kill -9s, in percent of the logs. Each crash replays what was
-/// not committed yet (about one `commit_interval`, 500 ms, of traffic at 300 logs/s); measured:
-/// 1.6% (README). The bound leaves room for unlucky crash moments, and fails a commit that
-/// stops advancing.
-const KILL_9_MAX_DUPLICATES: f64 = 5.0;
+/// not committed yet: about one `commit_interval` (500 ms) of traffic at 300 logs/s, 150 logs,
+/// so three crashes replay about 450 of 6000 logs (7.5%) at worst. Measured 0.8% to 3.2%
+/// (README). More means commits lag behind acknowledged logs.
+const KILL_9_MAX_DUPLICATES: f64 = 8.0;
 /// Duplicates allowed when an instance joins and another leaves gracefully (the leaver commits
 /// what it drained); measured 0.2%.
 const JOIN_LEAVE_MAX_DUPLICATES: f64 = 2.0;

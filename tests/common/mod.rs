@@ -379,6 +379,15 @@ pub fn end_offsets(topic: &str, partitions: i32) -> Vec<i64> {
         .collect()
 }
 
+/// The `tracejoin` binary the process tests run: cargo's build of this package, or
+/// `TRACEJOIN_BIN` when set (a copy of it, for worktrees that share one target directory and
+/// so one `target/release/tracejoin`).
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("TRACEJOIN_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tracejoin").into())
+}
+
 /// A `tracejoin run` process (the real binary), for tests that crash or signal it.
 pub struct Process {
     pub child: std::process::Child,
@@ -416,7 +425,7 @@ impl Process {
             .append(true)
             .open(&log)
             .expect("log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tracejoin"))
+        let child = std::process::Command::new(binary())
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
