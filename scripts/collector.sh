@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The OpenTelemetry Collector (Kafka receiver, spanmetrics connector, Prometheus exporter) that
-# tests/red_collector.rs cross-checks the RED metrics against, built from the Go module proxy.
+# tests/red_collector.rs cross-checks the RED metrics against, built with the machine's own Go
+# configuration (modules from `go env GOPROXY`).
 #   scripts/collector.sh install   build it into the cache unless already there
 #   scripts/collector.sh bin       print the binary's path; exit 1 if it is not built
 # The Go module (tests/collector/) pins every component to one release: core
@@ -21,13 +22,12 @@ bin="$prefix/$hash/otelcol-tracejoin"
 install() {
   if [ -x "$bin" ]; then return 0; fi
   command -v go >/dev/null || { log "collector: Go is missing"; exit 1; }
-  mkdir -p "$prefix/$hash" "$TRACEJOIN_CACHE/go/mod" "$TRACEJOIN_CACHE/go/build"
+  mkdir -p "$prefix/$hash"
+  go_env
   local mods_before; mods_before="$(find "$TRACEJOIN_CACHE/go/mod/cache/download" -name '*.zip' 2>/dev/null | wc -l)"
-  log "collector: building otelcol-tracejoin (contrib $release) from the Go module proxy"
+  log "collector: building otelcol-tracejoin (contrib $release) with the machine's Go configuration"
   local t0 t1; t0=$(date +%s)
-  (cd "$module" && GOFLAGS="-buildvcs=false -mod=readonly" GOTOOLCHAIN=local CGO_ENABLED=0 \
-    GOMODCACHE="$TRACEJOIN_CACHE/go/mod" GOCACHE="$TRACEJOIN_CACHE/go/build" \
-    GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}" \
+  (cd "$module" && GOFLAGS="-buildvcs=false -mod=readonly" \
     go build -trimpath -ldflags="-s -w" -o "$bin.tmp" . >&2)
   mv "$bin.tmp" "$bin"
   t1=$(date +%s)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real Apache Kafka broker (KRaft, single node, 127.0.0.1) for the tests.
-#   scripts/kafka.sh install          download the jars from Maven Central into the cache
+#   scripts/kafka.sh install          resolve the jars with Maven (the repositories its own settings
+#                                     name, Maven Central by default) into the cache
 #   scripts/kafka.sh start DIR        start a broker with its data in DIR; prints "BOOTSTRAP=host:port"
 #   scripts/kafka.sh stop DIR         stop the broker started with DIR
 #   scripts/kafka.sh restart DIR      stop it and start it again on the same port and data
@@ -12,7 +13,7 @@ libs="$TRACEJOIN_CACHE/kafka-$version/libs"
 
 install() {
   if [ -f "$libs/.complete" ]; then return 0; fi
-  log "kafka: resolving org.apache.kafka:kafka_2.13:$version from Maven Central"
+  log "kafka: resolving org.apache.kafka:kafka_2.13:$version with Maven (its configured repositories)"
   mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
       -DoutputDirectory="$libs" -DincludeScope=runtime >&2
   touch "$libs/.complete"
@@ -61,27 +62,12 @@ launch() {
   local dir="$1" port; port="$(cat "$dir/port")"
   local java_opts=(-Xmx512m -Xms128m -XX:+UseG1GC -Djava.awt.headless=true
                    -Dlog4j2.configurationFile="$dir/log4j2.yaml" -cp "$libs/*")
-  nohup java "${java_opts[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/broker.log" 2>&1 &
-  echo $! > "$dir/broker.pid"
-  if ! wait_for 90 python3 - "$port" <<'PY'
-import socket, sys
-socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
-PY
-  then
-    log "kafka: broker did not listen within 90 s; its log:"; tail -50 "$dir/broker.log" >&2; exit 1
-  fi
+  daemon_start "$dir" broker java "${java_opts[@]}" kafka.Kafka "$dir/server.properties"
+  daemon_ready "$dir" broker 90 port_open "$port"
   echo "BOOTSTRAP=127.0.0.1:$port"
 }
 
-stop() {
-  local dir="$1"
-  [ -f "$dir/broker.pid" ] || return 0
-  local pid; pid="$(cat "$dir/broker.pid")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$dir/broker.pid"
-}
+stop() { daemon_stop "$1" broker 10; }
 
 case "${1:-}" in
   install) install ;;

@@ -18,3 +18,48 @@ wait_for() {
     sleep 0.2
   done
 }
+
+# The start/stop shape of the services (kafka.sh, victorialogs.sh, prometheus.sh): a process in
+# the background with its pid in DIR/NAME.pid and its output appended to DIR/NAME.log.
+
+# daemon_start DIR NAME CMD...: runs CMD in the background.
+daemon_start() {
+  local dir="$1" name="$2"; shift 2
+  nohup "$@" >>"$dir/$name.log" 2>&1 &
+  echo $! > "$dir/$name.pid"
+}
+
+# daemon_ready DIR NAME SECONDS CMD...: waits until CMD succeeds; otherwise logs the tail of
+# DIR/NAME.log and exits 1.
+daemon_ready() {
+  local dir="$1" name="$2" secs="$3"; shift 3
+  if ! wait_for "$secs" "$@"; then
+    log "$name: not ready within $secs s; its log:"; tail -50 "$dir/$name.log" >&2; exit 1
+  fi
+}
+
+# daemon_stop DIR NAME [SECONDS]: SIGTERM, up to SECONDS (default 10) to exit, then SIGKILL.
+daemon_stop() {
+  local dir="$1" name="$2" secs="${3:-10}" pid
+  [ -f "$dir/$name.pid" ] || return 0
+  pid="$(cat "$dir/$name.pid")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 $(( secs * 10 ))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$dir/$name.pid"
+}
+
+# port_open PORT: whether something listens on 127.0.0.1:PORT.
+port_open() {
+  python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()' "$1"
+}
+
+# go_env: the environment of the Go builds. The module and build caches live in the cache, so a
+# fresh clone rebuilds nothing; the module proxy is the machine's own Go configuration
+# (`go env GOPROXY`), never written here.
+go_env() {
+  mkdir -p "$TRACEJOIN_CACHE/go/mod" "$TRACEJOIN_CACHE/go/build"
+  export GOTOOLCHAIN=local CGO_ENABLED=0 \
+    GOMODCACHE="$TRACEJOIN_CACHE/go/mod" GOCACHE="$TRACEJOIN_CACHE/go/build"
+  log "go: $(go env GOVERSION), GOPROXY=$(go env GOPROXY)"
+}

@@ -39,24 +39,13 @@ scrape_configs:
 YML
   promtool check config "$dir/prometheus.yml" >&2
   local port; port="$(free_port)"
-  nohup prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
-      --web.listen-address="127.0.0.1:$port" --log.level=warn >"$dir/prometheus.log" 2>&1 &
-  echo $! > "$dir/prometheus.pid"
-  if ! wait_for 30 curl -sf "http://127.0.0.1:$port/-/ready"; then
-    log "prometheus: not ready within 30 s; its log:"; tail -50 "$dir/prometheus.log" >&2; exit 1
-  fi
+  daemon_start "$dir" prometheus prometheus --config.file="$dir/prometheus.yml" \
+      --storage.tsdb.path="$dir/data" --web.listen-address="127.0.0.1:$port" --log.level=warn
+  daemon_ready "$dir" prometheus 30 curl -sf "http://127.0.0.1:$port/-/ready"
   echo "PROMETHEUS_URL=http://127.0.0.1:$port"
 }
 
-stop() {
-  local dir="$1" pid
-  [ -f "$dir/prometheus.pid" ] || return 0
-  pid="$(cat "$dir/prometheus.pid")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$dir/prometheus.pid"
-}
+stop() { daemon_stop "$1" prometheus 5; }
 
 case "${1:-}" in
   install) install ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # VictoriaLogs (Apache-2.0), the real server of Loki's push protocol the Loki sink is tested against.
 # Grafana Loki itself is AGPL: it is never built here (deploy/ runs its official image for users).
-#   scripts/victorialogs.sh install        build victoria-logs from the Go module proxy into the cache
+#   scripts/victorialogs.sh install        build victoria-logs (modules from the machine's Go
+#                                          configuration, `go env GOPROXY`) into the cache
 #   scripts/victorialogs.sh start DIR      run it on 127.0.0.1 (free port), storage in DIR;
 #                                          prints "VICTORIALOGS_URL=http://127.0.0.1:PORT"
 #   scripts/victorialogs.sh start DIR PORT run it on that port (a restart keeps its address)
@@ -21,13 +22,11 @@ bin="$prefix/bin/victoria-logs"
 install() {
   if [ -x "$bin" ] && [ -f "$prefix/.complete" ]; then return 0; fi
   command -v go >/dev/null || { log "victorialogs: Go is missing (https://go.dev/dl/)"; exit 1; }
-  mkdir -p "$prefix/bin" "$TRACEJOIN_CACHE/go/mod" "$TRACEJOIN_CACHE/go/build"
+  mkdir -p "$prefix/bin"
+  go_env
   log "victorialogs: go install $pkg@$version"
   local t0 t1; t0=$(date +%s)
-  GOBIN="$prefix/bin" GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 \
-    GOMODCACHE="$TRACEJOIN_CACHE/go/mod" GOCACHE="$TRACEJOIN_CACHE/go/build" \
-    GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}" \
-    go install -trimpath "$pkg@$version" >&2
+  GOBIN="$prefix/bin" GOFLAGS=-mod=mod go install -trimpath "$pkg@$version" >&2
   t1=$(date +%s)
   log "victorialogs: built in $((t1 - t0)) s ($(go env GOVERSION))"
   printf '%s %s build_seconds=%s go=%s\n' "$(date -u +%FT%TZ)" "$version" "$((t1 - t0))" \
@@ -40,25 +39,14 @@ start() {
   mkdir -p "$dir/data"
   [ -n "$port" ] || port="$(free_port)"
   # -retentionPeriod: the tests write "now" timestamps; 10y keeps back-dated fixtures too.
-  nohup "$bin" -httpListenAddr="127.0.0.1:$port" -storageDataPath="$dir/data" \
-      -retentionPeriod=10y -loggerLevel=WARN >>"$dir/victorialogs.log" 2>&1 &
-  echo $! > "$dir/victorialogs.pid"
+  daemon_start "$dir" victorialogs "$bin" -httpListenAddr="127.0.0.1:$port" \
+      -storageDataPath="$dir/data" -retentionPeriod=10y -loggerLevel=WARN
   echo "$port" > "$dir/victorialogs.port"
-  if ! wait_for 30 curl -sf "http://127.0.0.1:$port/health"; then
-    log "victorialogs: not healthy within 30 s; its log:"; tail -50 "$dir/victorialogs.log" >&2; exit 1
-  fi
+  daemon_ready "$dir" victorialogs 30 curl -sf "http://127.0.0.1:$port/health"
   echo "VICTORIALOGS_URL=http://127.0.0.1:$port"
 }
 
-stop() {
-  local dir="$1"
-  [ -f "$dir/victorialogs.pid" ] || return 0
-  local pid; pid="$(cat "$dir/victorialogs.pid")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$dir/victorialogs.pid"
-}
+stop() { daemon_stop "$1" victorialogs 10; }
 
 case "${1:-}" in
   install) install ;;

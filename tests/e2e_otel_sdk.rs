@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::exposition::value;
 use common::*;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,13 +16,12 @@ use std::time::Duration;
 async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
     let python = std::env::var("TRACEJOIN_PYTHON")
         .expect("TRACEJOIN_PYTHON is not set: run the suite with scripts/test.sh, which builds the OpenTelemetry SDK venv");
-    let (spans, logs, out, dlq) = (
-        unique("otlp_spans"),
-        unique("otlp_logs"),
-        unique("enriched"),
-        unique("dlq"),
-    );
-    create_topics(&[&spans, &logs, &out, &dlq], 3).await;
+    let Topics {
+        spans,
+        logs,
+        out,
+        dlq,
+    } = Topics::create("otlp-", 3).await;
     let mut cfg = config(&spans, &logs, &out, &dlq);
     cfg.join.max_wait = Duration::from_secs(5);
     cfg.join.idle_timeout = Duration::from_secs(3);
@@ -86,33 +86,49 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
 
     let exposition = running_metrics();
     let records = consume(&out, usize::MAX, Duration::from_secs(4));
+    // Co-partitioning: every keyed record the SDK producer (librdkafka) wrote sits on the
+    // partition tracejoin's crc32 computes for its key, and tracejoin counted no mismatch.
+    // Both must have looked at records: a check that saw nothing fails.
+    let mut keyed = 0;
     for topic in [&spans, &logs] {
-        assert!(
-            !exposition.contains(&format!(
-                "tracejoin_partition_key_mismatch_total{{topic=\"{topic}\"}}"
-            )),
+        let input = consume(topic, usize::MAX, Duration::from_secs(4));
+        for r in input.iter().filter(|r| r.key.is_some()) {
+            let key = r.key.as_deref().unwrap();
+            assert_eq!(
+                tracejoin::sources::partitioner::Partitioner::Crc32.partition(key, 3),
+                Some(r.partition),
+                "librdkafka put key {:?} of {topic} elsewhere than tracejoin's crc32",
+                String::from_utf8_lossy(key)
+            );
+            keyed += 1;
+        }
+        let consumed = value(
+            &exposition,
+            "tracejoin_records_consumed_total",
+            &[("topic", topic.as_str())],
+        )
+        .unwrap_or_else(|| panic!("no tracejoin_records_consumed_total for {topic}"));
+        assert_eq!(
+            consumed as usize,
+            input.len(),
+            "tracejoin consumed every record of {topic}"
+        );
+        assert_eq!(
+            value(
+                &exposition,
+                "tracejoin_partition_key_mismatch_total",
+                &[("topic", topic.as_str())]
+            ),
+            None,
             "librdkafka's partitioner disagrees with tracejoin's crc32 for {topic}"
         );
     }
-    for topic in [&spans, &logs] {
-        let prefix = format!("tracejoin_records_consumed_total{{topic=\"{topic}\"}} ");
-        let n: u64 = exposition
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {prefix} in the exposition"));
-        assert!(n > 0, "{prefix}{n}");
-    }
-    let re = regex::Regex::new(r"log_id=(\w+)").unwrap();
-    let mut got: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
-    for r in &records {
-        let v = r.json();
-        let id = re
-            .captures(v["body"].as_str().unwrap_or_default())
-            .map(|c| c[1].to_string())
-            .expect("log_id in body");
-        got.entry(id).or_default().push(v);
-    }
+    assert!(
+        keyed > 0,
+        "no keyed input record: co-partitioning was not checked"
+    );
+    eprintln!("co-partitioning: {keyed} keyed input records on their crc32 partition");
+    let got = by_log_id(&records);
     let mut outcomes: HashMap<String, usize> = HashMap::new();
     for m in &manifest {
         let id = m["log_id"].as_str().unwrap();

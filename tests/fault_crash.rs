@@ -1,66 +1,62 @@
 //! Crashes and rebalances of the real binary on a real broker: nothing is lost.
 //!
 //! - `kill -9` at random moments under continuous load, three times, restarting each time: every
-//!   input log comes out at least once, matched to its span; the duplicate rate is printed.
+//!   input log comes out at least once, matched to its span, and the duplicate rate stays within
+//!   `KILL_9_MAX_DUPLICATES` (README: measured 0.8% to 3.2%).
 //! - A second instance joins the group during load and the first leaves (SIGTERM, graceful): the
-//!   same check, and the leaving instance exits 0 within its shutdown deadline.
+//!   same check, the duplicate rate within `JOIN_LEAVE_MAX_DUPLICATES` (measured 0.2%), and the
+//!   leaving instance exits 0 within its shutdown deadline.
 
 mod common;
 
-use common::load::{check_outputs, Load};
+use common::load::{assert_duplicates_within, check_outputs, Load};
 use common::*;
 use rand::Rng;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// Duplicates allowed under three kill -9s, in percent of the logs. Each crash replays what was
+/// not committed yet: about one `commit_interval` (500 ms) of traffic at 300 logs/s, 150 logs,
+/// so three crashes replay about 450 of 6000 logs (7.5%) at worst. Measured 0.8% to 3.2%
+/// (README). More means commits lag behind acknowledged logs.
+const KILL_9_MAX_DUPLICATES: f64 = 8.0;
+/// Duplicates allowed when an instance joins and another leaves gracefully (the leaver commits
+/// what it drained); measured 0.2%.
+const JOIN_LEAVE_MAX_DUPLICATES: f64 = 2.0;
 
 struct Setup {
     dir: tempfile::TempDir,
     group: String,
-    spans: String,
-    logs: String,
-    out: String,
-    dlq: String,
+    t: Topics,
 }
 
 async fn setup(partitions: i32) -> Setup {
-    let s = Setup {
+    Setup {
         dir: tempfile::tempdir().unwrap(),
         group: unique("group"),
-        spans: unique("spans"),
-        logs: unique("logs"),
-        out: unique("out"),
-        dlq: unique("dlq"),
-    };
-    create_topics(&[&s.spans, &s.logs, &s.out, &s.dlq], partitions).await;
-    s
+        t: Topics::create("", partitions).await,
+    }
 }
 
-fn wait_for_outputs(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let got = consume(topic, usize::MAX, Duration::from_secs(3));
-        let unique: std::collections::HashSet<_> = got
-            .iter()
-            .map(|r| r.json()["body"].as_str().unwrap_or_default().to_string())
-            .collect();
-        if unique.len() >= want || Instant::now() > deadline {
-            return got;
-        }
+impl Setup {
+    fn config_file(&self) -> std::path::PathBuf {
+        let t = &self.t;
+        write_config(
+            self.dir.path(),
+            &self.group,
+            &t.spans,
+            &t.logs,
+            &t.out,
+            &t.dlq,
+            "",
+        )
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing() {
     let s = setup(3).await;
-    let config = write_config(
-        s.dir.path(),
-        &s.group,
-        &s.spans,
-        &s.logs,
-        &s.out,
-        &s.dlq,
-        "",
-    );
-    let load = Load::start(&bootstrap(), &s.spans, &s.logs, 3000, 150);
+    let config = s.config_file();
+    let load = Load::start(&bootstrap(), &s.t.spans, &s.t.logs, 3000, 150);
     let mut proc = Process::spawn(&config, "run");
     let mut rng = rand::rng();
     for crash in 0..3 {
@@ -75,40 +71,26 @@ async fn kill_9_under_load_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         proc = Process::spawn(&config, "run");
     }
-    let expected = tokio::task::spawn_blocking(move || load.finish())
-        .await
-        .unwrap();
-    let records = tokio::task::spawn_blocking({
-        let (out, n) = (s.out.clone(), expected.len());
-        move || wait_for_outputs(&out, n, Duration::from_secs(120))
-    })
-    .await
-    .unwrap();
+    let (expected, records) = load.finish_and_read(&s.t.out).await;
     let status = tokio::task::spawn_blocking(move || proc.terminate(Duration::from_secs(40)))
         .await
         .unwrap();
     assert!(status.success(), "graceful shutdown exit status {status}");
     let (unique, total) = check_outputs(&expected, &records);
-    eprintln!(
-        "kill -9 x3: {} logs in, {unique} out, {total} copies: duplicate rate {:.2}%",
+    assert_duplicates_within(
+        "kill -9 x3",
         expected.len(),
-        100.0 * (total - unique) as f64 / unique as f64
+        unique,
+        total,
+        KILL_9_MAX_DUPLICATES,
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_joins_and_the_first_leaves_without_loss() {
     let s = setup(4).await;
-    let config = write_config(
-        s.dir.path(),
-        &s.group,
-        &s.spans,
-        &s.logs,
-        &s.out,
-        &s.dlq,
-        "",
-    );
-    let load = Load::start(&bootstrap(), &s.spans, &s.logs, 2500, 150);
+    let config = s.config_file();
+    let load = Load::start(&bootstrap(), &s.t.spans, &s.t.logs, 2500, 150);
     let first = Process::spawn(&config, "first");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let second = Process::spawn(&config, "second");
@@ -120,15 +102,7 @@ async fn a_second_instance_joins_and_the_first_leaves_without_loss() {
         status.success(),
         "the leaving instance exits 0 after draining: {status}"
     );
-    let expected = tokio::task::spawn_blocking(move || load.finish())
-        .await
-        .unwrap();
-    let records = tokio::task::spawn_blocking({
-        let (out, n) = (s.out.clone(), expected.len());
-        move || wait_for_outputs(&out, n, Duration::from_secs(120))
-    })
-    .await
-    .unwrap();
+    let (expected, records) = load.finish_and_read(&s.t.out).await;
     let log = std::fs::read_to_string(&second.log).unwrap_or_default();
     let status = tokio::task::spawn_blocking(move || second.terminate(Duration::from_secs(40)))
         .await
@@ -139,9 +113,11 @@ async fn a_second_instance_joins_and_the_first_leaves_without_loss() {
         log.matches("partitions assigned").count() >= 2,
         "the second instance saw no rebalance:\n{log}"
     );
-    eprintln!(
-        "join + leave: {} logs in, {unique} out, {total} copies: duplicate rate {:.2}%",
+    assert_duplicates_within(
+        "join + leave",
         expected.len(),
-        100.0 * (total - unique) as f64 / unique as f64
+        unique,
+        total,
+        JOIN_LEAVE_MAX_DUPLICATES,
     );
 }

@@ -2,138 +2,142 @@
 //! instance this test owns) is stopped for 20 s mid-stream and started again on the same port.
 //! Consumption pauses while Loki entries pile up (backpressure), resumes when it is back, and
 //! every log reaches both sinks: nothing lost, offsets committed only behind both.
+//!
+//! The in-flight bound is the pipeline's own: nothing in this test limits what it sends. It is
+//! observed from the processor's metrics (`tracejoin_records_in_flight`,
+//! `tracejoin_consumption_paused`, `tracejoin_records_consumed_total`), and what reaches the
+//! server is checked log by log.
 
 mod common;
 
+use common::exposition::value;
 use common::load::{check_outputs, Load};
+use common::logsql::{field, LogsQl};
+use common::services::VictoriaLogs;
 use common::*;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-fn vl(args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/victorialogs.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("scripts/victorialogs.sh");
-    assert!(
-        out.status.success(),
-        "victorialogs.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("VICTORIALOGS_URL=").map(String::from))
-        .unwrap_or_default()
+const MAX_IN_FLIGHT: usize = 400;
+const BATCH_ENTRIES: usize = 200;
+
+/// The gauges and the log topic's consumed counter, from the processor's exposition.
+struct Observed {
+    in_flight: f64,
+    paused: f64,
+    consumed_logs: f64,
 }
 
-struct Server(std::path::PathBuf);
-impl Drop for Server {
-    fn drop(&mut self) {
-        vl(&["stop", self.0.to_str().unwrap()]);
-    }
-}
-
-async fn count(url: &str, query: &str) -> usize {
-    let u = reqwest::Url::parse_with_params(
-        &format!("{url}/select/logsql/query"),
-        &[("query", format!("{query} | stats count() n"))],
-    )
-    .unwrap();
-    let body = reqwest::get(u)
-        .await
-        .and_then(|r| r.error_for_status())
-        .map(|r| r.text());
-    match body {
-        Ok(t) => t
-            .await
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(t.lines().next()?).ok())
-            .and_then(|v| v["n"].as_str()?.parse().ok())
-            .unwrap_or(0),
-        Err(_) => 0,
+fn observe(running: &Running, logs_topic: &str) -> Observed {
+    let m = running.health.render();
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        value(&m, name, labels).unwrap_or_else(|| panic!("no {name}{labels:?} in the exposition"))
+    };
+    Observed {
+        in_flight: get("tracejoin_records_in_flight", &[]),
+        paused: get("tracejoin_consumption_paused", &[]),
+        consumed_logs: get("tracejoin_records_consumed_total", &[("topic", logs_topic)]),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loki_outage_pauses_consumption_and_loses_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("vl");
-    let server = Server(dir.clone());
-    let url = vl(&["start", dir.to_str().unwrap()]);
-    let port = url.rsplit(':').next().unwrap().to_string();
-    let (spans, logs, out, dlq) = (
-        unique("spans"),
-        unique("logs"),
-        unique("out"),
-        unique("dlq"),
-    );
-    create_topics(&[&spans, &logs, &out, &dlq], 2).await;
-    let mut cfg = config(&spans, &logs, &out, &dlq);
+    let vl = VictoriaLogs::start();
+    let url = vl.url();
+    let t = Topics::create("", 2).await;
+    let mut cfg = t.config();
     let loki_yaml = format!(
-        "endpoint: {url}\npath: /insert/loki/api/v1/push\nbatch: {{max_wait: 200ms, max_entries: 200}}\nretry: {{initial_backoff: 100ms, max_backoff: 1s}}\n"
+        "endpoint: {url}\npath: /insert/loki/api/v1/push\nbatch: {{max_wait: 200ms, max_entries: {BATCH_ENTRIES}}}\nretry: {{initial_backoff: 100ms, max_backoff: 1s}}\n"
     );
     cfg.outputs.loki = Some(serde_yaml::from_str(&loki_yaml).unwrap());
-    cfg.limits.max_in_flight = 400;
+    cfg.limits.max_in_flight = MAX_IN_FLIGHT;
     let group = cfg.kafka.group_id.clone();
     let running = start(cfg);
-    let load = Load::start(&bootstrap(), &spans, &logs, 1500, 100);
+    let load = Load::start(&bootstrap(), &t.spans, &t.logs, 1500, 100);
     tokio::time::sleep(Duration::from_secs(4)).await;
 
-    vl(&["stop", dir.to_str().unwrap()]);
+    let at_stop = observe(&running, &t.logs);
+    vl.stop();
     let down = Instant::now();
     let mut paused_seen = false;
-    let mut max_held = 0u64;
+    let mut max_held = 0f64;
+    let mut last = at_stop.consumed_logs;
     while down.elapsed() < Duration::from_secs(20) {
-        let m = running.health.render();
-        paused_seen |= m.lines().any(|l| l == "tracejoin_consumption_paused 1");
-        if let Some(v) = m
-            .lines()
-            .find_map(|l| l.strip_prefix("tracejoin_records_in_flight "))
-        {
-            max_held = max_held.max(v.parse().unwrap_or(0));
-        }
+        let o = observe(&running, &t.logs);
+        paused_seen |= o.paused == 1.0;
+        max_held = max_held.max(o.in_flight);
+        last = o.consumed_logs;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    vl(&["start", dir.to_str().unwrap(), &port]);
+    // While Loki is down it acknowledges nothing: every log consumed since the stop is still in
+    // flight, so the consumer may take at most the bound plus one batch.
+    let consumed_while_down = last - at_stop.consumed_logs;
+    vl.restart();
     eprintln!(
-        "loki outage: down {:.1}s, paused: {paused_seen}, most records in flight: {max_held}",
-        down.elapsed().as_secs_f64()
+        "loki outage: down {:.1}s, paused: {paused_seen}, most records in flight: {max_held} \
+         (bound {MAX_IN_FLIGHT} + one batch of {BATCH_ENTRIES}), logs consumed while down: \
+         {consumed_while_down} (in flight at the stop: {})",
+        down.elapsed().as_secs_f64(),
+        at_stop.in_flight
+    );
+    assert!(paused_seen, "consumption never paused while Loki was down");
+    assert!(
+        max_held >= MAX_IN_FLIGHT as f64,
+        "the in-flight gauge never reached the bound ({max_held}): the outage was not observed"
+    );
+    assert!(
+        max_held <= (MAX_IN_FLIGHT + BATCH_ENTRIES) as f64,
+        "in-flight records {max_held} went past the bound {MAX_IN_FLIGHT} + {BATCH_ENTRIES}"
+    );
+    assert!(
+        consumed_while_down <= (MAX_IN_FLIGHT + BATCH_ENTRIES) as f64,
+        "{consumed_while_down} logs consumed while Loki acknowledged nothing: past the bound"
     );
 
     let expected = tokio::task::spawn_blocking(move || load.finish())
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut in_loki = 0;
-    while Instant::now() < deadline {
-        // This server is the test's own: every row in it is one of this test's logs.
-        in_loki = count(&url, "trace_id:* AND span_name:*").await;
-        if in_loki >= expected.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // This server is the test's own: every row in it is one of this test's logs.
+    let q = LogsQl::new(&url);
+    let in_loki = q
+        .wait_count(
+            "trace_id:* AND span_name:*",
+            None,
+            expected.len() as u64,
+            Duration::from_secs(120),
+        )
+        .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     running.stop().await;
-    drop(server);
 
-    assert!(paused_seen, "consumption never paused while Loki was down");
+    // Log by log: the set of markers in Loki is the set produced.
+    let rows = q.query("* | fields message, _msg", None).await;
+    let markers: HashSet<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let msg = field(r, "message").or_else(|| field(r, "_msg"));
+            log_id(&msg.unwrap_or_default())
+        })
+        .collect();
+    let want: HashSet<String> = expected.keys().cloned().collect();
+    let missing: Vec<_> = want.difference(&markers).take(10).collect();
+    let extra: Vec<_> = markers.difference(&want).take(10).collect();
     assert!(
-        max_held <= 400 + 200,
-        "in-flight records {max_held} went past the bound"
+        missing.is_empty() && extra.is_empty(),
+        "{} rows in Loki, {} distinct logs for {} produced; missing e.g. {missing:?}, unknown {extra:?}",
+        rows.len(),
+        markers.len(),
+        want.len()
     );
-    assert!(
-        in_loki >= expected.len(),
-        "only {in_loki} of {} logs reached Loki",
-        expected.len()
-    );
-    let records = consume(&out, usize::MAX, Duration::from_secs(5));
+    let records = consume(&t.out, usize::MAX, Duration::from_secs(5));
     let (unique, total) = check_outputs(&expected, &records);
     assert_eq!(
-        committed(&group, &logs, 2),
-        end_offsets(&logs, 2),
+        committed(&group, &t.logs, 2),
+        end_offsets(&t.logs, 2),
         "all committed once both sinks had everything"
     );
-    eprintln!("loki outage: {} logs in, {unique} out on Kafka, {in_loki} rows in Loki, {total} Kafka copies", expected.len());
+    eprintln!(
+        "loki outage: {} logs in, {unique} out on Kafka, {in_loki} rows in Loki, {total} Kafka copies",
+        expected.len()
+    );
 }

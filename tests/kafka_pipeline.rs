@@ -6,24 +6,12 @@ mod common;
 use common::*;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{span, Span, Status};
 use prost::Message;
 use std::collections::HashMap;
 use std::time::Duration;
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 struct TestTrace {
     trace_id: [u8; 16],
@@ -54,29 +42,13 @@ impl TestTrace {
             status: Some(Status::default()),
             ..Default::default()
         };
-        let rs = |service: &str, spans: Vec<Span>| ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue(service.into())),
-                    }),
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
         ExportTraceServiceRequest {
             resource_spans: vec![
-                rs(
+                resource_spans(
                     "frontend",
                     vec![span(self.root, None, "GET /home", span::SpanKind::Server)],
                 ),
-                rs(
+                resource_spans(
                     "backend",
                     vec![span(
                         self.child,
@@ -111,45 +83,12 @@ impl TestTrace {
     }
 }
 
-struct Topics {
-    spans: String,
-    logs: String,
-    out: String,
-    dlq: String,
-}
-
-async fn topics(partitions: i32) -> Topics {
-    let t = Topics {
-        spans: unique("spans"),
-        logs: unique("logs"),
-        out: unique("enriched"),
-        dlq: unique("dlq"),
-    };
-    create_topics(&[&t.spans, &t.logs, &t.out, &t.dlq], partitions).await;
-    t
-}
-
 /// Expected outcome and span name per log id.
 type Expected = HashMap<String, (&'static str, Option<&'static str>)>;
 
-fn by_log_id(records: &[Record]) -> HashMap<String, Vec<serde_json::Value>> {
-    let re = regex::Regex::new(r"log_id=(\w+)").unwrap();
-    let mut map: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
-    for r in records {
-        let v = r.json();
-        let body = v["body"].as_str().unwrap_or_default().to_string();
-        let id = re
-            .captures(&body)
-            .map(|c| c[1].to_string())
-            .unwrap_or_else(|| panic!("no log_id in {body}"));
-        map.entry(id).or_default().push(v);
-    }
-    map
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_every_log_shape_exactly_once_on_a_real_broker() {
-    let t = topics(3).await;
+    let t = Topics::create("", 3).await;
     let p = producer();
     let now = now_nanos();
     let mut expected: Expected = HashMap::new();
@@ -298,18 +237,26 @@ async fn joins_every_log_shape_exactly_once_on_a_real_broker() {
         "unexpected extra logs: {:?}",
         got.keys()
     );
-    // Keyed by trace id, so the output is co-partitioned like the input.
+    // Keyed by trace id, so the output is co-partitioned like the input: every log with a
+    // trace id (all but `noid1`) is checked, and the check must have seen them all.
+    let mut checked = 0;
     for r in &records {
         let v = r.json();
         if let Some(t) = v["trace_id"].as_str() {
-            assert_eq!(r.key.as_deref(), Some(t.as_bytes()));
+            assert_eq!(r.key.as_deref(), Some(t.as_bytes()), "{v}");
+            checked += 1;
         }
     }
+    let with_trace_id = expected.keys().filter(|id| *id != "noid1").count();
+    assert_eq!(
+        checked, with_trace_id,
+        "keyed outputs checked for co-partitioning"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_records_are_dead_lettered_and_the_partition_keeps_flowing() {
-    let t = topics(1).await;
+    let t = Topics::create("", 1).await;
     let p = producer();
     let trace = TestTrace::new();
     let now = now_nanos();
@@ -399,7 +346,7 @@ async fn undecodable_records_are_dead_lettered_and_the_partition_keeps_flowing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_log_is_not_committed_and_is_joined_after_a_restart() {
-    let t = topics(1).await;
+    let t = Topics::create("", 1).await;
     let p = producer();
     let trace = TestTrace::new();
     let now = now_nanos();
@@ -462,7 +409,7 @@ async fn a_waiting_log_is_not_committed_and_is_joined_after_a_restart() {
 async fn keys_on_the_wrong_partition_are_counted() {
     use rdkafka::producer::FutureRecord;
     use tracejoin::sources::partitioner::Partitioner;
-    let t = topics(3).await;
+    let t = Topics::create("", 3).await;
     let p = producer();
     let mut cfg = config(&t.spans, &t.logs, &t.out, &t.dlq);
     cfg.inputs.partitioner = Partitioner::Murmur2;

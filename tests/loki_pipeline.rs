@@ -4,104 +4,62 @@
 
 mod common;
 
+use common::logsql::LogsQl;
+use common::services::victorialogs_url;
 use common::*;
-use std::time::{Duration, Instant};
-
-fn victorialogs() -> String {
-    std::env::var("TRACEJOIN_VICTORIALOGS_URL")
-        .expect("TRACEJOIN_VICTORIALOGS_URL is not set: run the suite with scripts/test.sh, which starts VictoriaLogs")
-}
-
-async fn rows(query: &str) -> Vec<serde_json::Value> {
-    let url = reqwest::Url::parse_with_params(
-        &format!("{}/select/logsql/query", victorialogs()),
-        &[("query", query)],
-    )
-    .unwrap();
-    let body = reqwest::get(url)
-        .await
-        .expect("query VictoriaLogs")
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enriched_logs_reach_loki_with_labels_and_span_metadata() {
-    let (spans, logs, out, dlq) = (
-        unique("spans"),
-        unique("logs"),
-        unique("out"),
-        unique("dlq"),
-    );
-    create_topics(&[&spans, &logs, &out, &dlq], 2).await;
-    let mut cfg = config(&spans, &logs, &out, &dlq);
+    let t = Topics::create("", 2).await;
+    let (spans, logs) = (&t.spans, &t.logs);
+    let mut cfg = t.config();
     let loki_yaml = format!(
         "endpoint: {}\npath: /insert/loki/api/v1/push\nbatch: {{max_wait: 200ms}}\n",
-        victorialogs()
+        victorialogs_url()
     );
     cfg.outputs.loki = Some(serde_yaml::from_str(&loki_yaml).expect("loki config"));
     let group = cfg.kafka.group_id.clone();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = now_nanos();
     let p = producer();
     let mut expected = std::collections::HashMap::new();
     for n in 0..20 {
         let (records, expects) = common::load::trace_records(n, now);
         for (is_span, key, payload) in records {
-            produce(
-                &p,
-                if is_span { &spans } else { &logs },
-                Some(&key),
-                &payload,
-            )
-            .await;
+            produce(&p, if is_span { spans } else { logs }, Some(&key), &payload).await;
         }
         expected.extend(expects);
     }
     let running = start(cfg);
-    let trace_ids: Vec<String> = consume(&logs, 40, Duration::from_secs(30))
+    let trace_ids: Vec<String> = consume(logs, 40, Duration::from_secs(30))
         .iter()
         .map(|r| String::from_utf8(r.key.clone().unwrap()).unwrap())
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut got = Vec::new();
-    while Instant::now() < deadline {
-        got = rows(&format!(
-            "_stream:{{outcome=\"matched_span\"}} AND ({})",
-            trace_ids
-                .iter()
-                .map(|t| format!("trace_id:\"{t}\""))
-                .collect::<Vec<_>>()
-                .join(" OR ")
-        ))
-        .await;
-        if got.len() >= expected.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let query = format!(
+        "_stream:{{outcome=\"matched_span\"}} AND ({})",
+        trace_ids
+            .iter()
+            .map(|t| format!("trace_id:\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    );
+    let got = LogsQl::new(&victorialogs_url())
+        .wait_rows(&query, None, expected.len(), Duration::from_secs(60))
+        .await
+        .into_iter()
+        .map(serde_json::Value::Object)
+        .collect::<Vec<_>>();
     // Let the commit after Loki's acknowledgement happen, then stop.
     tokio::time::sleep(Duration::from_secs(1)).await;
     running.stop().await;
     assert_eq!(got.len(), expected.len(), "rows in VictoriaLogs: {got:?}");
-    let re = regex::Regex::new(r"log_id=(\w+)").unwrap();
     for row in &got {
         // VictoriaLogs unpacks a JSON line into fields (the message lands in `message`).
         let msg = row["message"]
             .as_str()
             .or(row["_msg"].as_str())
             .unwrap_or_default();
-        let id = re
-            .captures(msg)
-            .map(|c| c[1].to_string())
-            .unwrap_or_else(|| panic!("no log_id in {row}"));
+        let id = log_id(msg).unwrap_or_else(|| panic!("no log_id in {row}"));
         let want = &expected[&id];
         assert_eq!(row["span_name"], want.span_name.as_str(), "{row}");
         // Labels (the stream), not fields of the JSON line, which VictoriaLogs also unpacks.
@@ -124,8 +82,8 @@ async fn enriched_logs_reach_loki_with_labels_and_span_metadata() {
         );
     }
     assert_eq!(
-        committed(&group, &logs, 2),
-        end_offsets(&logs, 2),
+        committed(&group, logs, 2),
+        end_offsets(logs, 2),
         "both sinks acknowledged: all committed"
     );
     let exposition = tracejoin::telemetry::metrics().render();

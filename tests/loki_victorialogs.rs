@@ -7,27 +7,17 @@
 //! `scripts/victorialogs.sh start /tmp/vl`). The outage test starts and stops its own instance
 //! with `scripts/victorialogs.sh`.
 
+mod common;
+
+use common::logsql::{field, LogsQl, Row};
+use common::services::{victorialogs_url, VictoriaLogs};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tracejoin::model::*;
 use tracejoin::sinks::loki::*;
-
-type Row = serde_json::Map<String, serde_json::Value>;
-
-fn victorialogs_url() -> String {
-    std::env::var("TRACEJOIN_VICTORIALOGS_URL").unwrap_or_else(|_| {
-        panic!(
-            "TRACEJOIN_VICTORIALOGS_URL is not set. These tests need a running VictoriaLogs: \
-             `scripts/victorialogs.sh install && scripts/victorialogs.sh start /tmp/vl` prints \
-             VICTORIALOGS_URL=…; export it as TRACEJOIN_VICTORIALOGS_URL (scripts/test.sh does this)."
-        )
-    })
-}
 
 /// A run id unique across test runs against the same server.
 fn run_id() -> u64 {
@@ -37,10 +27,6 @@ fn run_id() -> u64 {
         .unwrap()
         .as_nanos() as u64;
     t ^ (u64::from(std::process::id()) << 40) ^ N.fetch_add(1, Ordering::Relaxed)
-}
-
-fn now_nanos() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap()
 }
 
 const SERVICES: [&str; 3] = ["checkout", "cart", "billing \"v2\" \\ edge"];
@@ -188,94 +174,6 @@ fn config(url: &str, run: u64, encoding: LokiEncoding) -> LokiConfig {
     c
 }
 
-/// LogsQL over HTTP.
-struct LogsQl {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl LogsQl {
-    fn new(base: &str) -> Self {
-        LogsQl {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
-            base: base.trim_end_matches('/').to_string(),
-        }
-    }
-
-    async fn query(&self, q: &str, account: Option<&str>) -> Vec<Row> {
-        let url = reqwest::Url::parse_with_params(
-            &format!("{}/select/logsql/query", self.base),
-            &[("query", q), ("limit", "100000")],
-        )
-        .unwrap();
-        let mut req = self.http.get(url);
-        if let Some(a) = account {
-            req = req.header("AccountID", a).header("ProjectID", "0");
-        }
-        let resp = req.send().await.expect("query VictoriaLogs");
-        let status = resp.status();
-        let body = resp.text().await.unwrap();
-        assert!(status.is_success(), "LogsQL {q:?}: {status} {body}");
-        body.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
-    }
-
-    /// Polls `q` until it returns `want` rows or `timeout` passes; returns the last rows.
-    /// (Fresh data can show in `stats` a moment before plain queries return it.)
-    async fn wait_rows(
-        &self,
-        q: &str,
-        account: Option<&str>,
-        want: usize,
-        timeout: Duration,
-    ) -> Vec<Row> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let rows = self.query(q, account).await;
-            if rows.len() >= want || Instant::now() >= deadline {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// Polls `q | stats count() n` until it reaches `want` (VictoriaLogs makes new data visible
-    /// within about a second). Returns the last count.
-    async fn wait_count(
-        &self,
-        q: &str,
-        account: Option<&str>,
-        want: u64,
-        timeout: Duration,
-    ) -> u64 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let rows = self
-                .query(&format!("{q} | stats count() as n"), account)
-                .await;
-            let n: u64 = rows
-                .first()
-                .and_then(|r| r.get("n"))
-                .and_then(|v| v.as_str())
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            if n >= want || Instant::now() >= deadline {
-                return n;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
-fn as_str(row: &Row, k: &str) -> Option<String> {
-    row.get(k).and_then(|v| v.as_str()).map(String::from)
-}
-
 /// Pushes `logs` (several batches, sent concurrently); all must be delivered.
 async fn push_all(sink: &mut LokiSink, logs: &[JoinedLog]) {
     let mut batches = Vec::new();
@@ -301,7 +199,7 @@ async fn push_all(sink: &mut LokiSink, logs: &[JoinedLog]) {
 async fn roundtrip(encoding: LokiEncoding) {
     let url = victorialogs_url();
     let run = run_id();
-    let base_ts = now_nanos() - 60_000_000_000;
+    let base_ts = common::now_nanos() as i64 - 60_000_000_000;
     let logs: Vec<JoinedLog> = (0..72).map(|i| joined(run, i, base_ts)).collect();
     let mut cfg = config(&url, run, encoding);
     cfg.batch.max_entries = 20;
@@ -316,7 +214,7 @@ async fn roundtrip(encoding: LokiEncoding) {
     assert_eq!(rows.len(), logs.len(), "every line arrives once");
     let by_msg: HashMap<String, &Row> = rows
         .iter()
-        .map(|r| (as_str(r, "_msg").expect("_msg"), r))
+        .map(|r| (field(r, "_msg").expect("_msg"), r))
         .collect();
     for l in &logs {
         let row = by_msg
@@ -325,7 +223,7 @@ async fn roundtrip(encoding: LokiEncoding) {
         let want = expected_fields(run, l);
         for (k, v) in &want {
             assert_eq!(
-                as_str(row, k).as_deref(),
+                field(row, k).as_deref(),
                 Some(v.as_str()),
                 "field {k} of {:?}: {row:?}",
                 l.log.body
@@ -341,7 +239,7 @@ async fn roundtrip(encoding: LokiEncoding) {
             }
         }
         // The labels made the stream; the timestamp is kept to the nanosecond.
-        let stream = as_str(row, "_stream").unwrap();
+        let stream = field(row, "_stream").unwrap();
         for label in ["service", "level", "outcome", "test_run"] {
             let mut quoted = String::new();
             quoted.push_str(label);
@@ -349,7 +247,7 @@ async fn roundtrip(encoding: LokiEncoding) {
             quoted.push_str(&serde_json::to_string(&want[label]).unwrap());
             assert!(stream.contains(&quoted), "{quoted} not in stream {stream}");
         }
-        let t = chrono::DateTime::parse_from_rfc3339(&as_str(row, "_time").unwrap()).unwrap();
+        let t = chrono::DateTime::parse_from_rfc3339(&field(row, "_time").unwrap()).unwrap();
         assert_eq!(t.timestamp_nanos_opt().unwrap(), l.log.timestamp_unix_nanos);
     }
 
@@ -358,7 +256,7 @@ async fn roundtrip(encoding: LokiEncoding) {
         let hex = l.log.trace_id.unwrap().to_hex();
         let rows = q.query(&format!("trace_id:\"{}\"", &*hex), None).await;
         assert_eq!(rows.len(), 1, "trace {}", &*hex);
-        assert_eq!(as_str(&rows[0], "_msg").as_deref(), Some(&*l.log.body));
+        assert_eq!(field(&rows[0], "_msg").as_deref(), Some(&*l.log.body));
     }
 }
 
@@ -384,7 +282,9 @@ async fn tenant_header_separates_tenants() {
     });
     cfg.batch.max_entries = 5;
     let mut sink = LokiSink::new(cfg).unwrap();
-    let logs: Vec<JoinedLog> = (0..12).map(|i| joined(run, i, now_nanos())).collect();
+    let logs: Vec<JoinedLog> = (0..12)
+        .map(|i| joined(run, i, common::now_nanos() as i64))
+        .collect();
     push_all(&mut sink, &logs).await;
     let q = LogsQl::new(&url);
     let f = format!("test_run:\"{run:x}\"");
@@ -409,7 +309,7 @@ async fn throughput() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let base = now_nanos() - 120_000_000_000;
+    let base = common::now_nanos() as i64 - 120_000_000_000;
     let logs: Vec<JoinedLog> = (0..n).map(|i| joined(run, i, base)).collect();
     let mut sink = LokiSink::new(config(&url, run, LokiEncoding::Protobuf)).unwrap();
     let client = sink.client();
@@ -468,69 +368,18 @@ async fn throughput() {
 
 // ---- outage ----
 
-/// A VictoriaLogs instance owned by the test, stopped on drop.
-struct Instance {
-    dir: PathBuf,
-    port: u16,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/victorialogs.sh")
-}
-
-impl Instance {
-    fn start(dir: &Path, port: Option<u16>) -> Instance {
-        let mut cmd = Command::new("bash");
-        cmd.arg(script()).arg("start").arg(dir);
-        if let Some(p) = port {
-            cmd.arg(p.to_string());
-        }
-        let out = cmd.output().expect("run scripts/victorialogs.sh");
-        assert!(
-            out.status.success(),
-            "victorialogs.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let url = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("VICTORIALOGS_URL="))
-            .expect("VICTORIALOGS_URL= line");
-        let port = url.rsplit(':').next().unwrap().parse().unwrap();
-        Instance {
-            dir: dir.to_path_buf(),
-            port,
-        }
-    }
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-    fn stop(&self) {
-        let st = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(&self.dir)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// The server stops for 20 s mid-stream and comes back on the same port and data: nothing is
-/// lost, the client retried, and while it was down the producer was held back (at most
-/// `IN_FLIGHT` batches plus the open one in memory) instead of buffering.
+/// lost, the client retried, and while it was down the producer was held back instead of
+/// buffering: a send does not complete while the server is down, so the producer waits.
+///
+/// The semaphore here stands in for the pipeline's in-flight limit (`limits.max_in_flight`),
+/// so what it bounds is the test's own doing and is not asserted; the pipeline's bound is
+/// observed from its metrics in `tests/fault_loki_outage.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_of_20s_loses_nothing_and_holds_the_producer_back() {
     const N: u32 = 3000;
     const IN_FLIGHT: usize = 4;
-    let tmp = tempfile::tempdir().unwrap();
-    let vl = Instance::start(tmp.path(), None);
+    let vl = VictoriaLogs::start();
     let url = vl.url();
     let run = run_id();
     let mut cfg = config(&url, run, LokiEncoding::Protobuf);
@@ -539,7 +388,7 @@ async fn outage_of_20s_loses_nothing_and_holds_the_producer_back() {
     cfg.request_timeout = Duration::from_secs(5);
     let mut sink = LokiSink::new(cfg).unwrap();
     let client = sink.client();
-    let base = now_nanos();
+    let base = common::now_nanos() as i64;
     let logs: Vec<JoinedLog> = (0..N).map(|i| joined(run, i, base)).collect();
 
     // Producer: ~500 logs/s, a batch in flight per permit, blocks when all are taken.
@@ -547,7 +396,6 @@ async fn outage_of_20s_loses_nothing_and_holds_the_producer_back() {
     let mut tasks = tokio::task::JoinSet::new();
     let t0 = Instant::now();
     let mut longest_block = Duration::ZERO;
-    let mut max_entries_held = 0usize;
     let mut outage: Option<(Instant, Instant)> = None;
     let mut stopped_at = None;
     let mut restart = None;
@@ -560,12 +408,9 @@ async fn outage_of_20s_loses_nothing_and_holds_the_producer_back() {
             let port = vl.port;
             restart = Some(tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(20)).await;
-                let back = tokio::task::spawn_blocking(move || {
-                    let inst = Instance::start(&dir, Some(port));
-                    std::mem::forget(inst); // `vl` owns the stop
-                })
-                .await;
-                back.unwrap();
+                tokio::task::spawn_blocking(move || VictoriaLogs::launch(&dir, Some(port)))
+                    .await
+                    .unwrap();
                 Instant::now()
             }));
         }
@@ -582,10 +427,6 @@ async fn outage_of_20s_loses_nothing_and_holds_the_producer_back() {
                 o
             });
         }
-        // What the sink side holds: the open batch plus the batches in flight.
-        let in_flight = IN_FLIGHT - permits.available_permits();
-        max_entries_held = max_entries_held.max(sink.open_entries() + in_flight * 50);
-        assert!(client.stats().batches_in_flight <= IN_FLIGHT as i64);
         if i % 10 == 9 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -613,13 +454,12 @@ async fn outage_of_20s_loses_nothing_and_holds_the_producer_back() {
     let s = client.stats();
     eprintln!(
         "outage: down {:.1} s; producer blocked up to {:.1} s; {} retries ({} connection, {} 5xx); \
-         at most {} entries held; total {:.1} s",
+         total {:.1} s",
         (up - down).as_secs_f64(),
         longest_block.as_secs_f64(),
         retried,
         s.retries_connection,
         s.retries_server_error,
-        max_entries_held,
         t0.elapsed().as_secs_f64()
     );
     assert_eq!(offsets.len(), N as usize, "every log acknowledged");
@@ -631,7 +471,6 @@ async fn outage_of_20s_loses_nothing_and_holds_the_producer_back() {
         longest_block >= Duration::from_secs(15),
         "the producer must be held back while the server is down, not buffer: {longest_block:?}"
     );
-    assert!(max_entries_held <= (IN_FLIGHT + 1) * 50);
 
     // Everything is in the server, including what was written before the stop.
     let q = LogsQl::new(&url);
@@ -643,7 +482,7 @@ async fn outage_of_20s_loses_nothing_and_holds_the_producer_back() {
     let rows = q
         .query(&format!("{f} | stats count_uniq(_msg) as u"), None)
         .await;
-    let uniq: u64 = as_str(&rows[0], "u").unwrap().parse().unwrap();
+    let uniq: u64 = field(&rows[0], "u").unwrap().parse().unwrap();
     assert_eq!(uniq, u64::from(N), "every distinct line is there");
     eprintln!(
         "outage: {n} rows for {N} logs ({} duplicates from retried requests)",

@@ -15,11 +15,11 @@ mod common;
 #[path = "collector/red_input.rs"]
 mod red_input;
 
+use common::exposition::parse;
+use common::services::Collector;
 use common::*;
 use red_input::*;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tracejoin::config::Config;
 
@@ -33,86 +33,6 @@ const COLLECTOR_ONLY: [&str; 6] = [
     "otel_scope_schema_url",
     "collector_instance_id",
 ];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn collector_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("TRACEJOIN_OTELCOL_BIN") {
-        return p.into();
-    }
-    let out = Command::new(repo().join("scripts/collector.sh"))
-        .arg("bin")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run scripts/collector.sh bin");
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        out.status.success() && !path.is_empty(),
-        "the OpenTelemetry Collector for this test is not built: run `scripts/collector.sh install` \
-         (scripts/test.sh does), or set TRACEJOIN_OTELCOL_BIN"
-    );
-    path.into()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A Collector process; killed on drop, its log kept for failure messages.
-struct Collector {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-    metrics_url: String,
-}
-
-impl Collector {
-    fn start(topic: &str, cardinality_limit: usize) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("otelcol.log");
-        let port = free_port();
-        let child = Command::new(collector_bin())
-            .arg(format!(
-                "--config={}",
-                repo().join("tests/collector/config.yaml").display()
-            ))
-            .env("TRACEJOIN_COLLECTOR_BROKERS", bootstrap())
-            .env("TRACEJOIN_COLLECTOR_TOPIC", topic)
-            .env("TRACEJOIN_COLLECTOR_GROUP", unique("otelcol"))
-            .env("TRACEJOIN_COLLECTOR_PROM_PORT", port.to_string())
-            .env(
-                "TRACEJOIN_COLLECTOR_CARDINALITY_LIMIT",
-                cardinality_limit.to_string(),
-            )
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
-            .spawn()
-            .expect("start the Collector");
-        Collector {
-            child,
-            log,
-            _dir: dir,
-            metrics_url: format!("http://127.0.0.1:{port}/metrics"),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 type Series = BTreeMap<BTreeMap<String, String>, RedSeries>;
 
@@ -185,18 +105,12 @@ async fn run_both(
     per_record: usize,
     cardinality_limit: usize,
 ) -> (Series, Series) {
-    let (spans, logs, out, dlq) = (
-        unique("redx-spans"),
-        unique("redx-logs"),
-        unique("redx-out"),
-        unique("redx-dlq"),
-    );
-    create_topics(&[&spans, &logs, &out, &dlq], partitions).await;
+    let t = Topics::create("redx-", partitions).await;
     let p = producer();
     for r in records(specs, per_record) {
-        produce(&p, &spans, None, &r).await;
+        produce(&p, &t.spans, None, &r).await;
     }
-    let collector = Collector::start(&spans, cardinality_limit);
+    let collector = Collector::start(&t.spans, cardinality_limit);
 
     // The RED settings as a user writes them: every kind (the connector counts all) and the two
     // dimensions of config.yaml. The rest is the shared test config.
@@ -211,33 +125,18 @@ async fn run_both(
     );
     let mut c: Config = serde_yaml::from_str(&yaml)
         .unwrap_or_else(|e| panic!("metrics.red in the config tree: {e}\n{yaml}"));
-    let base = config(&spans, &logs, &out, &dlq);
+    let base = t.config();
     c.kafka = base.kafka;
     c.inputs = base.inputs;
     c.outputs = base.outputs;
     c.join = base.join;
     c.metrics.listen = base.metrics.listen;
     let running = start(c);
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let addr = tracejoin::telemetry::server::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        running.health.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .expect("serve /metrics");
+    let (metrics_url, shutdown) = running.serve_metrics().await;
 
     let http = reqwest::Client::new();
     let want = specs.len() as u64;
-    let ours = scrape_settled(
-        &http,
-        &format!("http://{addr}/metrics"),
-        want,
-        &[],
-        "tracejoin",
-        String::new,
-    )
-    .await;
+    let ours = scrape_settled(&http, &metrics_url, want, &[], "tracejoin", String::new).await;
     let theirs = scrape_settled(
         &http,
         &collector.metrics_url,

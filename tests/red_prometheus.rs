@@ -10,64 +10,16 @@ mod common;
 #[path = "collector/red_input.rs"]
 mod red_input;
 
+use common::exposition::parse;
+use common::services::Prometheus;
 use common::*;
 use red_input::*;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// Server and consumer spans: what the default config counts.
 const COUNTED: [i32; 2] = [2, 5];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A Prometheus started by the script; stopped on drop, even when the test fails.
-struct Prometheus {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Prometheus {
-    fn start(target: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let out = Command::new(repo().join("scripts/prometheus.sh"))
-            .arg("start")
-            .arg(dir.path())
-            .arg(target)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/prometheus.sh (is prometheus installed? scripts/prometheus.sh install)");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let url = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("PROMETHEUS_URL="))
-            .unwrap_or_else(|| {
-                panic!(
-                    "scripts/prometheus.sh start failed ({}): {stdout}",
-                    out.status
-                )
-            })
-            .to_string();
-        Prometheus { dir, url }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/prometheus.sh"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 fn urlencode(s: &str) -> String {
     s.bytes()
@@ -197,13 +149,8 @@ async fn wait_for_calls(http: &reqwest::Client, metrics_url: &str, want: u64) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_red_metrics() {
-    let (spans, logs, out, dlq) = (
-        unique("red-spans"),
-        unique("red-logs"),
-        unique("red-out"),
-        unique("red-dlq"),
-    );
-    create_topics(&[&spans, &logs, &out, &dlq], 2).await;
+    let t = Topics::create("red-", 2).await;
+    let spans = &t.spans;
     let specs = stream(400, 0x5eed);
     let expected = expected_calls(&specs, &COUNTED);
     let expected_total: u64 = expected.values().sum();
@@ -213,21 +160,13 @@ async fn prometheus_scrapes_the_red_metrics() {
     let wave1 = records(&specs, 25);
     let p = producer();
     for r in &wave1 {
-        produce(&p, &spans, None, r).await;
+        produce(&p, spans, None, r).await;
     }
-    produce(&p, &spans, None, &wave1[0]).await;
+    produce(&p, spans, None, &wave1[0]).await;
 
     // The default config: RED metrics are on, server and consumer spans, no dimensions.
-    let running = start(config(&spans, &logs, &out, &dlq));
-    let shutdown = CancellationToken::new();
-    let addr = tracejoin::telemetry::server::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        running.health.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .expect("serve /metrics");
-    let metrics_url = format!("http://{addr}/metrics");
+    let running = start(t.config());
+    let (metrics_url, shutdown) = running.serve_metrics().await;
     let http = reqwest::Client::new();
     let text = wait_for_calls(&http, &metrics_url, expected_total).await;
 
@@ -249,7 +188,10 @@ async fn prometheus_scrapes_the_red_metrics() {
     );
 
     // Prometheus scrapes it every second; the per-series counts are the input's.
-    let prom = Prometheus::start(&addr.to_string());
+    let target = metrics_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics");
+    let prom = Prometheus::start(target);
     let per_series =
         "sum by (service_name, span_name, span_kind, status_code) (traces_span_metrics_calls_total)";
     let r = query_until(&http, &prom, per_series, Duration::from_secs(60), |r| {
@@ -314,7 +256,7 @@ async fn prometheus_scrapes_the_red_metrics() {
     // exactly one wave (max - min over the window: no extrapolation), and the rate is positive.
     let wave2 = records(&specs, 25);
     for r in &wave2 {
-        produce(&p, &spans, None, r).await;
+        produce(&p, spans, None, r).await;
     }
     wait_for_calls(&http, &metrics_url, 2 * expected_total).await;
     let increase = "sum by (service_name, span_name, span_kind, status_code) \

@@ -13,14 +13,12 @@
 
 mod common;
 
+use common::exposition::value;
 use common::*;
 use futures::future::join_all;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    span, status, ResourceSpans, ScopeSpans, Span, Status,
-};
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::trace::v1::{span, status, Span, Status};
 use prost::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -45,17 +43,6 @@ const SLO_YAML: &str = "slos:
 
 const DB_TEMPLATE: &str = "db query failed: ERROR <num> (HY000): Lock wait timeout exceeded; \
                            try restarting transaction (order <num>)";
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn kv(key: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(v) }),
-    }
-}
 
 /// Ids of request `n` of this run: the trace, its server span and its DB client span.
 struct Ids {
@@ -140,24 +127,14 @@ fn step(run: u32, i: u64, t: u64, base: u64) -> Step {
         ..Default::default()
     };
     let spans = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv(
-                    "service.name",
-                    any_value::Value::StringValue("shop".into()),
-                )],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: vec![
-                    server(&cart, "GET /api/cart", cart_bad),
-                    db,
-                    server(&co, "POST /api/checkout", co_bad),
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+        resource_spans: vec![resource_spans(
+            "shop",
+            vec![
+                server(&cart, "GET /api/cart", cart_bad),
+                db,
+                server(&co, "POST /api/checkout", co_bad),
+            ],
+        )],
     }
     .encode_to_vec();
     let mut logs = vec![log_line(
@@ -253,20 +230,11 @@ async fn produce_steps(
     }
 }
 
-/// The value of the first sample of `name` whose line contains every one of `has`.
-fn sample(exposition: &str, name: &str, has: &[&str]) -> Option<f64> {
-    exposition
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
-        .find(|l| has.iter().all(|h| l.contains(h)))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 fn burn_5m(exposition: &str) -> Option<f64> {
-    sample(
+    value(
         exposition,
         "slo:sli_error:ratio_rate5m",
-        &["sloth_slo=\"shop-api\""],
+        &[("sloth_slo", "shop-api")],
     )
     .map(|r| r / 0.01)
 }
@@ -316,45 +284,38 @@ async fn wait_metrics(running: &Running, what: &str, ok: impl Fn(&str) -> bool) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burn_crosses_14_4_attribution_names_endpoint_and_db_error_then_decays() {
-    let (spans, logs, out, dlq, attr) = (
-        unique("slo-spans"),
-        unique("slo-logs"),
-        unique("slo-enriched"),
-        unique("slo-dlq"),
-        unique("slo-attribution"),
-    );
-    create_topics(&[&spans, &logs, &out, &dlq, &attr], 1).await;
+    let t = Topics::create("slo-", 1).await;
+    let (spans, logs) = (&t.spans, &t.logs);
+    let attr = unique("slo-attribution");
+    create_topics(&[&attr], 1).await;
     let dir = tempfile::tempdir().unwrap();
     let slo_path = dir.path().join("slo.yaml");
     std::fs::write(&slo_path, SLO_YAML).unwrap();
 
-    let mut config = config(&spans, &logs, &out, &dlq);
+    let mut config = t.config();
     // Integration: the SLO file and the attribution topic (see the module docs).
     config.rules.slo = Some(slo_path);
     config.outputs.attribution_topic = Some(attr.clone());
     let running = start(config);
 
     let run: u32 = rand::random();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = now_nanos();
     // 45 minutes of event time ending 5 minutes ago (nothing in the future to clamp).
     let base = (now - 50 * MIN) / S * S;
     let p = producer();
     let steps_per_min = 30;
 
     // Steady, then the failure: up to minute 29.
-    produce_steps(&p, &spans, &logs, run, base, 0, 29 * steps_per_min).await;
+    produce_steps(&p, spans, logs, run, base, 0, 29 * steps_per_min).await;
     let peak = wait_metrics(
         &running,
         "the 5m burn rate over 14.4 with attribution",
         |m| {
             burn_5m(m).is_some_and(|b| b > 14.4)
-                && sample(
+                && value(
                     m,
                     "tracejoin_slo_burn_attribution_ratio",
-                    &["window=\"5m\"", DB_TEMPLATE],
+                    &[("window", "5m"), ("cause", DB_TEMPLATE)],
                 )
                 .is_some_and(|s| s > 0.9)
         },
@@ -403,8 +364,8 @@ async fn burn_crosses_14_4_attribution_names_endpoint_and_db_error_then_decays()
     // Recovery: 16 more minutes; the 5m burn rate decays, the 1h window remembers.
     produce_steps(
         &p,
-        &spans,
-        &logs,
+        spans,
+        logs,
         run,
         base,
         29 * steps_per_min,
@@ -413,8 +374,12 @@ async fn burn_crosses_14_4_attribution_names_endpoint_and_db_error_then_decays()
     .await;
     let after = wait_metrics(&running, "the 5m burn rate to decay below 1", |m| {
         burn_5m(m).is_some_and(|b| b < 1.0)
-            && sample(m, "slo:sli_error:ratio_rate1h", &["sloth_slo=\"shop-api\""])
-                .is_some_and(|r| r > 0.05)
+            && value(
+                m,
+                "slo:sli_error:ratio_rate1h",
+                &[("sloth_slo", "shop-api")],
+            )
+            .is_some_and(|r| r > 0.05)
     })
     .await;
     println!("after recovery: 5m burn {:?}", burn_5m(&after));

@@ -1,11 +1,13 @@
 //! Shared by tests/red_prometheus.rs and tests/red_collector.rs (included with `#[path]`): a
-//! deterministic span stream as OTLP protobuf records, the RED values it must give, and a small
-//! parser of the Prometheus text exposition.
+//! deterministic span stream as OTLP protobuf records and the RED values it must give. The
+//! exposition parser, `kv` and `now_nanos` are `tests/common`'s.
 
 #![allow(dead_code)]
 
+use crate::common::exposition::Sample;
+use crate::common::{kv, now_nanos};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
@@ -97,20 +99,6 @@ pub fn stream(n: usize, seed: u64) -> Vec<SpanSpec> {
         .collect()
 }
 
-fn kv(key: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(v) }),
-    }
-}
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
 /// The specs as OTLP `ExportTraceServiceRequest` records of up to `per_record` spans, one
 /// resource per service in each, fresh random trace and span ids, ending about now.
 pub fn records(specs: &[SpanSpec], per_record: usize) -> Vec<Vec<u8>> {
@@ -198,78 +186,6 @@ pub fn expected_calls(
         .or_insert(0) += 1;
     }
     m
-}
-
-/// One sample line of the text exposition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub value: f64,
-}
-
-/// Parses the Prometheus text format (0.0.4): comments skipped, label values unescaped.
-pub fn parse(text: &str) -> Vec<Sample> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let name_end = line
-            .find(['{', ' '])
-            .unwrap_or_else(|| panic!("no value on line {line:?}"));
-        let name = line[..name_end].to_string();
-        let mut labels = BTreeMap::new();
-        let mut rest = &line[name_end..];
-        if rest.starts_with('{') {
-            let mut chars = rest[1..].char_indices();
-            let mut key = String::new();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '}' => {
-                        end = Some(i + 2);
-                        break;
-                    }
-                    ',' | ' ' => {}
-                    '=' => {
-                        assert_eq!(chars.next().map(|x| x.1), Some('"'), "{line}");
-                        let mut value = String::new();
-                        loop {
-                            match chars.next().map(|x| x.1) {
-                                Some('\\') => match chars.next().map(|x| x.1) {
-                                    Some('n') => value.push('\n'),
-                                    Some(c) => value.push(c),
-                                    None => panic!("bad escape in {line:?}"),
-                                },
-                                Some('"') => break,
-                                Some(c) => value.push(c),
-                                None => panic!("unterminated value in {line:?}"),
-                            }
-                        }
-                        labels.insert(std::mem::take(&mut key), value);
-                    }
-                    c => key.push(c),
-                }
-            }
-            rest = &rest[end.unwrap_or_else(|| panic!("unterminated labels in {line:?}"))..];
-        }
-        let value = rest.split_whitespace().next().expect("value");
-        let value = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
-        };
-        out.push(Sample {
-            name,
-            labels,
-            value,
-        });
-    }
-    out
 }
 
 /// One RED series as read from an exposition.

@@ -2,6 +2,7 @@
 //! trace id, every log carrying `log_id=<n>` and the name of the span it was written in, so the
 //! check can say for every input log whether it came out, how often, and with which span.
 
+use super::{hex, log_id, now_nanos};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 use std::collections::HashMap;
@@ -22,19 +23,13 @@ pub struct Load {
     thread: Option<std::thread::JoinHandle<HashMap<String, Expect>>>,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// A record to produce: (to the spans topic?, key, payload).
 pub type LoadRecord = (bool, String, Vec<u8>);
 
 /// One trace's records, and its logs' expectations.
 pub fn trace_records(n: u64, now_nanos: u64) -> (Vec<LoadRecord>, Vec<(String, Expect)>) {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use opentelemetry_proto::tonic::trace::v1::Span;
     use prost::Message;
     let trace_id: [u8; 16] = rand::random();
     let ids: [[u8; 8]; 2] = [
@@ -58,22 +53,7 @@ pub fn trace_records(n: u64, now_nanos: u64) -> (Vec<LoadRecord>, Vec<(String, E
         })
         .collect();
     let req = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("shop".into())),
-                    }),
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+        resource_spans: vec![super::resource_spans("shop", spans)],
     };
     let key = hex(&trace_id);
     let ts = chrono::DateTime::from_timestamp_nanos(now_nanos as i64 - 10_000_000).to_rfc3339();
@@ -133,11 +113,7 @@ impl Load {
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64;
-                let (records, expects) = trace_records(n, now);
+                let (records, expects) = trace_records(n, now_nanos());
                 for (is_span, key, payload) in &records {
                     let topic = if *is_span { &spans_topic } else { &logs_topic };
                     let mut rec = Some(
@@ -171,6 +147,19 @@ impl Load {
     pub fn finish(mut self) -> HashMap<String, Expect> {
         self.thread.take().unwrap().join().expect("load thread")
     }
+
+    /// Waits for the producer to finish, then for every log to come out on `out` (by marker,
+    /// up to 120 s): what every log must come out as, and every record read.
+    pub async fn finish_and_read(self, out: &str) -> (HashMap<String, Expect>, Vec<super::Record>) {
+        let out = out.to_string();
+        tokio::task::spawn_blocking(move || {
+            let expected = self.finish();
+            let records = super::wait_for_outputs(&out, expected.len(), Duration::from_secs(120));
+            (expected, records)
+        })
+        .await
+        .expect("load thread")
+    }
 }
 
 impl Drop for Load {
@@ -197,12 +186,11 @@ pub fn check_outputs_allowing_late(
     expected: &HashMap<String, Expect>,
     records: &[super::Record],
 ) -> (usize, usize, usize) {
-    let re = regex::Regex::new(r"log_id=(\w+)").unwrap();
     let mut seen: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
     for r in records {
         let v = r.json();
-        if let Some(c) = re.captures(v["body"].as_str().unwrap_or_default()) {
-            seen.entry(c[1].to_string()).or_default().push(v);
+        if let Some(id) = log_id(v["body"].as_str().unwrap_or_default()) {
+            seen.entry(id).or_default().push(v);
         }
     }
     let mut missing = Vec::new();
@@ -234,4 +222,25 @@ pub fn check_outputs_allowing_late(
         &missing[..missing.len().min(10)]
     );
     (seen.len(), seen.values().map(Vec::len).sum(), late)
+}
+
+/// Prints the figures of a fault run (`what: N logs in, U out, T copies: duplicate rate D%`)
+/// and asserts the duplicate rate (copies beyond the first, per distinct log) is at most
+/// `max_percent`: the bound the README states next to the figure.
+pub fn assert_duplicates_within(
+    what: &str,
+    logs_in: usize,
+    unique: usize,
+    total: usize,
+    max_percent: f64,
+) {
+    let rate = 100.0 * (total - unique) as f64 / unique.max(1) as f64;
+    eprintln!(
+        "{what}: {logs_in} logs in, {unique} out, {total} copies: duplicate rate {rate:.2}% (bound {max_percent}%)"
+    );
+    assert!(
+        rate <= max_percent,
+        "{what}: duplicate rate {rate:.2}% ({} extra copies of {unique} logs) over the bound {max_percent}%",
+        total - unique
+    );
 }

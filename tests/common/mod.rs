@@ -1,13 +1,22 @@
-//! Shared by the integration tests: the real broker's address, topic set-up, producing,
-//! consuming, and running the pipeline in the background.
+//! Shared by the integration tests, once: the real broker's address, the four-topic set-up,
+//! producing, consuming and polling for outputs, running the pipeline in the background, small
+//! id and time helpers (`hex`, `now_nanos`, `kv`), and in submodules the service handles
+//! (`services`), the LogsQL client (`logsql`), the Prometheus exposition parser (`exposition`)
+//! and the fault tests' load (`load`).
 //!
 //! The broker is started by `scripts/test.sh` (a real Apache Kafka in KRaft mode on 127.0.0.1)
 //! and named by `TRACEJOIN_KAFKA_BOOTSTRAP`. Without it these tests fail: a missing broker must
 //! fail the suite, not pass it.
+//!
+//! Every `tests/*.rs` is its own crate and uses only part of this module: hence the module-wide
+//! `allow(dead_code)` (it covers the submodules too).
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod exposition;
 pub mod load;
+pub mod logsql;
+pub mod services;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -22,6 +31,65 @@ use tokio_util::sync::CancellationToken;
 use tracejoin::config::Config;
 use tracejoin::pipeline::Hooks;
 use tracejoin::telemetry::server::Health;
+
+/// The repository's root (where `scripts/` and `tests/` are).
+pub fn repo() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Lower-case hex of `b` (trace and span ids as they appear in logs).
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Wall-clock time in Unix nanoseconds.
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// An OTLP attribute.
+pub fn kv(
+    key: &str,
+    v: opentelemetry_proto::tonic::common::v1::any_value::Value,
+) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    opentelemetry_proto::tonic::common::v1::KeyValue {
+        key: key.into(),
+        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue { value: Some(v) }),
+    }
+}
+
+/// The spans of one service as an OTLP `ResourceSpans` (resource `service.name`, one scope).
+pub fn resource_spans(
+    service: &str,
+    spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+) -> opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![kv("service.name", Value::StringValue(service.into()))],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// A free TCP port on 127.0.0.1, asked of the kernel.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 pub fn bootstrap() -> String {
     std::env::var("TRACEJOIN_KAFKA_BOOTSTRAP").expect(
@@ -51,6 +119,36 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
         if let Err((topic, e)) = r {
             panic!("creating topic {topic}: {e}");
         }
+    }
+}
+
+/// The four topics of a pipeline run (spans and logs in, enriched out, dead letters), named
+/// uniquely for this run.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub spans: String,
+    pub logs: String,
+    pub out: String,
+    pub dlq: String,
+}
+
+impl Topics {
+    /// Creates the four topics (`{prefix}spans`, `{prefix}logs`, `{prefix}out`, `{prefix}dlq`,
+    /// each made unique) with `partitions` partitions each.
+    pub async fn create(prefix: &str, partitions: i32) -> Topics {
+        let t = Topics {
+            spans: unique(&format!("{prefix}spans")),
+            logs: unique(&format!("{prefix}logs")),
+            out: unique(&format!("{prefix}out")),
+            dlq: unique(&format!("{prefix}dlq")),
+        };
+        create_topics(&[&t.spans, &t.logs, &t.out, &t.dlq], partitions).await;
+        t
+    }
+
+    /// The shared test config (`config`) on these topics.
+    pub fn config(&self) -> Config {
+        config(&self.spans, &self.logs, &self.out, &self.dlq)
     }
 }
 
@@ -137,6 +235,43 @@ pub fn consume(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
     out
 }
 
+/// The marker every test log carries in its body (`log_id=<id>`), which says which input log
+/// an output is.
+pub fn log_id(body: &str) -> Option<String> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"log_id=(\w+)").unwrap())
+        .captures(body)
+        .map(|c| c[1].to_string())
+}
+
+/// The outputs by marker: every copy of every log that came out.
+pub fn by_log_id(records: &[Record]) -> HashMap<String, Vec<serde_json::Value>> {
+    let mut map: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+    for r in records {
+        let v = r.json();
+        let body = v["body"].as_str().unwrap_or_default();
+        let id = log_id(body).unwrap_or_else(|| panic!("no log_id in {body}"));
+        map.entry(id).or_default().push(v);
+    }
+    map
+}
+
+/// Re-reads `topic` until `want` distinct logs (by marker) are in it, or `timeout`; returns
+/// every record read (duplicates included). Blocking: call it from `spawn_blocking`.
+pub fn wait_for_outputs(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = consume(topic, usize::MAX, Duration::from_secs(3));
+        let distinct: std::collections::HashSet<_> = got
+            .iter()
+            .filter_map(|r| log_id(r.json()["body"].as_str().unwrap_or_default()))
+            .collect();
+        if distinct.len() >= want || Instant::now() > deadline {
+            return got;
+        }
+    }
+}
+
 /// A test config: real broker, unique group, short windows.
 pub fn config(spans: &str, logs: &str, out: &str, dlq: &str) -> Config {
     let mut c = Config::default();
@@ -182,6 +317,20 @@ pub fn start(config: Config) -> Running {
 }
 
 impl Running {
+    /// Serves the pipeline's `/metrics` on a free port, as `tracejoin run` does: its URL, and
+    /// the token that stops the server.
+    pub async fn serve_metrics(&self) -> (String, CancellationToken) {
+        let shutdown = CancellationToken::new();
+        let addr = tracejoin::telemetry::server::serve(
+            "127.0.0.1:0".parse().unwrap(),
+            self.health.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("serve /metrics");
+        (format!("http://{addr}/metrics"), shutdown)
+    }
+
     /// Graceful stop: drain, commit, leave the group.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -230,6 +379,15 @@ pub fn end_offsets(topic: &str, partitions: i32) -> Vec<i64> {
         .collect()
 }
 
+/// The `tracejoin` binary the process tests run: cargo's build of this package, or
+/// `TRACEJOIN_BIN` when set (a copy of it, for worktrees that share one target directory and
+/// so one `target/release/tracejoin`).
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("TRACEJOIN_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tracejoin").into())
+}
+
 /// A `tracejoin run` process (the real binary), for tests that crash or signal it.
 pub struct Process {
     pub child: std::process::Child,
@@ -267,7 +425,7 @@ impl Process {
             .append(true)
             .open(&log)
             .expect("log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tracejoin"))
+        let child = std::process::Command::new(binary())
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
