@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracejoin::config::{Config, LogsInput, SpanFormat, Workers};
-use tracejoin::sources::repartition::RepartitionPolicy;
 use tracejoin::decode::logline::InputLogFormat;
 use tracejoin::demo::generator::{self, Generated};
 use tracejoin::pipeline::{Hooks, Progress};
+use tracejoin::sources::repartition::RepartitionPolicy;
 use tracejoin::telemetry::server::Health;
 
 struct Args {
@@ -123,8 +123,10 @@ async fn topics(bootstrap: &str, tag: &str, partitions: i32) -> Topics {
 }
 
 fn config(bootstrap: &str, t: &Topics, a: &Args) -> Config {
-    let mut c = Config::default();
-    c.workers = Workers::Count(a.workers);
+    let mut c = Config {
+        workers: Workers::Count(a.workers),
+        ..Config::default()
+    };
     c.inputs.repartition = a.repartition;
     c.kafka.bootstrap_servers = bootstrap.into();
     c.kafka.group_id = format!("load-{}", rand::random::<u32>());

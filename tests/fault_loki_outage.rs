@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::exposition::value;
+use common::exposition::{parse, value};
 use common::load::{check_outputs, Load};
 use common::logsql::{field, LogsQl};
 use common::services::VictoriaLogs;
@@ -33,9 +33,19 @@ fn observe(running: &Running, logs_topic: &str) -> Observed {
     let get = |name: &str, labels: &[(&str, &str)]| {
         value(&m, name, labels).unwrap_or_else(|| panic!("no {name}{labels:?} in the exposition"))
     };
+    // Per worker; the bound (limits.max_in_flight) is the process's, shared among its workers.
+    let over_workers = |name: &str, fold: fn(f64, f64) -> f64| {
+        let samples: Vec<f64> = parse(&m)
+            .into_iter()
+            .filter(|s| s.name == name)
+            .map(|s| s.value)
+            .collect();
+        assert!(!samples.is_empty(), "no {name} in the exposition");
+        samples.into_iter().fold(0.0, fold)
+    };
     Observed {
-        in_flight: get("tracejoin_records_in_flight", &[]),
-        paused: get("tracejoin_consumption_paused", &[]),
+        in_flight: over_workers("tracejoin_records_in_flight", |a, b| a + b),
+        paused: over_workers("tracejoin_consumption_paused", f64::max),
         consumed_logs: get("tracejoin_records_consumed_total", &[("topic", logs_topic)]),
     }
 }

@@ -44,6 +44,7 @@ fn joined() -> JoinedLog {
                 partition: 2,
                 offset: 17,
             },
+            ack: tracejoin::sources::ack::Ack::detached(),
         },
         outcome: JoinOutcome::MatchedSpan,
         reason: EmitReason::SpanArrived,

@@ -234,7 +234,8 @@ impl Worker {
             commits: Commits::new(
                 ledger,
                 config.kafka.commit_interval,
-                config.limits.max_in_flight,
+                // Like the state bounds, the in-flight bound is the process's.
+                (config.limits.max_in_flight / shared.open_traces.len()).max(1),
             ),
             health,
             spans_buf: Vec::new(),
