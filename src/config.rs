@@ -4,6 +4,8 @@
 //! number of bytes, choices as snake_case names. Unknown keys are errors (a misspelt key would
 //! otherwise silently take its default). `validate` checks what serde cannot: cross-field rules,
 //! and settings that would break the delivery guarantee; its errors name the key and the value.
+//!
+//! Why one file over 600 lines: the config tree is read as a whole (one `deploy/tracejoin.yaml`), and its cross-key validation (lateness against retention, reserved librdkafka keys) needs every section; the Loki, RED and SLO sections already live beside their components.
 
 use crate::decode::logline::InputLogFormat;
 use crate::derive::red::{RedConfig, RedError};

@@ -10,6 +10,8 @@
 //! - logs from a span that is never exported (→ `matched_trace`), traces never exported at all
 //!   (→ `unmatched`), logs without trace context (→ `no_trace_id`), logs stamped seconds in the
 //!   past (→ `late`), and a few undecodable records (→ dead-letter topic).
+//!
+//! Why one file over 600 lines: the generator is one realistic traffic model (services, nested spans, every log shape and failure the demo shows); splitting it would scatter one scenario.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;

@@ -1,3 +1,4 @@
+// Why one file over 600 lines: the RED unit tests share one set of span fixtures.
 use super::labels::{decode_dimensions, encode_dimension, label_name, write_double};
 use super::*;
 use crate::model::{AttrValue, SpanId, TraceId};

@@ -1,5 +1,7 @@
 //! The engine's tests: window arithmetic against a naive recount, config errors, the caps and
 //! bounds, crossings, the exposition, and the scenario run on the engine directly.
+//!
+//! Why one file over 600 lines: the SLO unit tests share one set of span and log fixtures.
 
 use super::window::{Grid, Shape, SLI_FINE};
 use super::*;

@@ -5,6 +5,8 @@
 //!
 //! Secrets (basic password, bearer token) are never written in the file: the file names an
 //! environment variable or a file to read them from, and no `Debug` output contains them.
+//!
+//! Why one file over 600 lines: every key of `outputs.loki` with its default and its check against Loki's documented limits, so the validation errors and the docs cannot drift apart.
 
 use crate::config::ByteSize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};

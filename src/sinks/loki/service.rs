@@ -14,6 +14,8 @@
 //!
 //! No log lines and no registered metrics here: [`LokiClient::stats`] exposes cumulative
 //! counters and every outcome carries its [`SendStats`], for `telemetry` to report.
+//!
+//! Why one file over 600 lines: one request's life (encoding, the retry classification of every Loki status, backoff, stats) reads best in one place; the wire formats live in `event`.
 
 use super::config::{AuthConfig, LokiConfig, LokiEncoding, RetryConfig, Secret, SecretSource};
 use super::event::{self, PushRequest, StreamAdapter};

@@ -14,6 +14,8 @@
 //! - A line over `max_line_bytes` is cut at a UTF-8 boundary with `…[truncated N bytes]`, or,
 //!   with `oversize: dead_letter`, refused by [`LokiSink::add`] as an [`OversizedLine`] that
 //!   carries the whole entry for the dead-letter topic.
+//!
+//! Why one file over 600 lines: building a batch (labels, structured metadata, line rendering, limits) is one transformation from a joined log to a Loki entry.
 
 use super::config::{
     LabelFrom, LabelSource, LabelValue, LineFormat, LokiConfig, MetadataField, OversizePolicy,

@@ -1,3 +1,4 @@
+// Why one file over 600 lines: the Loki unit tests share one set of joined-log fixtures.
 use super::config::is_label_name;
 use super::service::parse_retry_after;
 use super::sink::{log_field, normalize_level, truncate_line};
