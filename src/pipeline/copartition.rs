@@ -46,24 +46,7 @@ impl CopartitionCheck {
             .get(topic as usize)
             .copied()
             .unwrap_or(0);
-        let Some(key) = m.key() else {
-            // Nothing says where its trace's other records are: as dangerous as a mismatch as
-            // soon as the topics have more than one partition.
-            if count > 1 {
-                let name = topics.name(topic);
-                metrics().partition_key_unchecked(name);
-                if !std::mem::replace(&mut self.warned_unkeyed[topic as usize], true) {
-                    tracing::warn!(
-                        topic = name,
-                        partitions = count,
-                        "an unkeyed record on a topic joined without repartitioning: logs and spans of one \
-                         trace can reach different workers and be mis-joined; set inputs.repartition: auto \
-                         (or always), or key the producers by trace id"
-                    );
-                }
-            }
-            return;
-        };
+        let Some(key) = m.key() else { return };
         let Some(expected) = self.partitioner.partition(key, count) else {
             return;
         };
@@ -81,6 +64,34 @@ impl CopartitionCheck {
                      re-key the producers with one partitioner, or repartition into topics keyed by trace id"
                 );
             }
+        }
+    }
+}
+
+impl CopartitionCheck {
+    /// An unkeyed record with a trace id on a topic joined directly: nothing says where its
+    /// trace's other records are, which is as dangerous as a mismatch as soon as the topic has
+    /// more than one partition.
+    pub(super) fn unkeyed(&mut self, topic: u16, topics: &TopicTable) {
+        let count = self
+            .partition_counts
+            .borrow()
+            .get(topic as usize)
+            .copied()
+            .unwrap_or(0);
+        if count <= 1 {
+            return;
+        }
+        let name = topics.name(topic);
+        metrics().partition_key_unchecked(name);
+        if !std::mem::replace(&mut self.warned_unkeyed[topic as usize], true) {
+            tracing::warn!(
+                topic = name,
+                partitions = count,
+                "an unkeyed record with a trace id on a topic joined without repartitioning: logs and \
+                 spans of one trace can reach different workers and be mis-joined; set \
+                 inputs.repartition: auto (or always), or key the producers by trace id"
+            );
         }
     }
 }

@@ -74,6 +74,8 @@ pub(super) struct Worker {
     commits: Commits,
     health: Health,
     copartition: CopartitionCheck,
+    /// Whether the record being ingested held a trace id.
+    had_trace_id: bool,
     /// `tracejoin_records_consumed_total` per input topic, resolved once.
     consumed: Vec<prometheus::IntCounter>,
     // Reused buffers: the hot path allocates per record only what it keeps.
@@ -209,6 +211,7 @@ impl Worker {
                 config.inputs.partitioner,
                 shutdown,
             ),
+            had_trace_id: false,
             consumed: topics
                 .names()
                 .map(|t| metrics().records_consumed_handle(t))
@@ -329,9 +332,11 @@ impl Worker {
             o.on_record();
         }
         self.consumed[topic as usize].inc();
-        if matches!(role, TopicRole::Spans | TopicRole::Logs(_)) {
+        let direct = matches!(role, TopicRole::Spans | TopicRole::Logs(_));
+        if direct {
             self.copartition.check(m, topic, &self.topics);
         }
+        self.had_trace_id = matches!(role, TopicRole::Spans);
         let kafka_nanos = m
             .timestamp()
             .to_millis()
@@ -386,6 +391,9 @@ impl Worker {
         };
         if let Err(e) = result {
             self.dead_letter(m, origin, &e, ack.clone());
+        } else if direct && self.had_trace_id && m.key().is_none() {
+            // Only a record with a trace id can be on the wrong worker.
+            self.copartition.unkeyed(topic, &self.topics);
         }
         self.ship();
         ack.complete(&mut self.commits.ledger);
@@ -475,6 +483,7 @@ impl Worker {
                 from_kafka += 1;
             }
             latest = latest.max(log.timestamp_unix_nanos);
+            self.had_trace_id |= log.trace_id.is_some();
             task.join.on_log(log, &mut self.out);
         }
         if latest > i64::MIN {
