@@ -5,13 +5,26 @@
 //!   value. A name with dots (`trace.id`) is tried first as a literal key, then as a path into
 //!   nested objects (`{"trace":{"id":…}}`). An entry may declare the id encoding
 //!   (`{path: dd.trace_id, encoding: decimal}`).
+//!   An entry may also give a `default` used when the field is absent but the field named by
+//!   `when` is present (Serilog CLEF: no `@l` means Information).
 //! - `text`: regexes with named groups (`trace_id`, `span_id`, `traceparent`, `level`,
-//!   `timestamp`, `message`, `service`), all applied to plain-text lines (and to the message of a
-//!   JSON or logfmt line that had no id field); the first rule to capture a value wins it.
+//!   `timestamp`, `message`, `service`), applied in order to plain-text lines (and to the message
+//!   of a JSON or logfmt line that had no id field); the first rule to capture a value wins it.
+//!   `traceparent` takes any propagation header value (W3C, B3 single, Jaeger, X-Ray). A rule may
+//!   declare its id `encoding` and its `level` scheme (`syslog_pri`).
+//!
+//! An id a rule or field captures that is not well formed for its encoding, or that is only a
+//! piece of a longer token (the `1` of an X-Ray id `1-5759e988-…`), is no id: the value stays
+//! free for later rules and the rejection is counted (`tracejoin_log_ids_rejected_total`).
+//!
+//! Applying: a rule is skipped when every group it captures is already filled, and one
+//! `RegexSet` pass over the line says which rules can match at all, so a line costs one scan
+//! plus the captures of the rules that match it.
 //!
 //! Compilation checks every regex and every group name, and the error names the rule.
 
 use super::ids::IdEncoding;
+use super::level::LevelScheme;
 use serde::Deserialize;
 use std::path::Path;
 use thiserror::Error;
@@ -22,13 +35,19 @@ use thiserror::Error;
 pub enum FieldRef {
     /// A field name or dotted path.
     Path(String),
-    /// A field with its id encoding.
+    /// A field with its id encoding, or a default.
     Spec {
         /// Field name or dotted path.
         path: String,
         /// How the id in it is written.
         #[serde(default)]
         encoding: IdEncoding,
+        /// The value when the field is absent (and `when` is present).
+        #[serde(default)]
+        default: Option<String>,
+        /// The field whose presence makes `default` apply.
+        #[serde(default)]
+        when: Option<String>,
     },
 }
 
@@ -44,6 +63,17 @@ impl FieldRef {
         match self {
             FieldRef::Path(_) => IdEncoding::Auto,
             FieldRef::Spec { encoding, .. } => *encoding,
+        }
+    }
+    /// The default value and the field that must be present for it to apply.
+    pub fn default(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            FieldRef::Spec {
+                default: Some(d),
+                when,
+                ..
+            } => Some((d, when.as_deref())),
+            _ => None,
         }
     }
 }
@@ -76,6 +106,12 @@ pub struct TextRule {
     pub name: String,
     /// The regex; its named groups say what it captures.
     pub pattern: String,
+    /// How the ids it captures are written.
+    #[serde(default)]
+    pub encoding: IdEncoding,
+    /// How the level it captures is written.
+    #[serde(default)]
+    pub level: LevelScheme,
 }
 
 /// The rules file as written.
@@ -99,6 +135,26 @@ pub const GROUPS: [&str; 7] = [
     "service",
 ];
 
+/// Bit of a group (index in [`GROUPS`]) in a group mask.
+pub const fn group_bit(group: usize) -> u8 {
+    1 << group
+}
+
+/// Index of `trace_id` in [`GROUPS`].
+pub const G_TRACE_ID: usize = 0;
+/// Index of `span_id`.
+pub const G_SPAN_ID: usize = 1;
+/// Index of `traceparent`.
+pub const G_TRACEPARENT: usize = 2;
+/// Index of `level`.
+pub const G_LEVEL: usize = 3;
+/// Index of `timestamp`.
+pub const G_TIMESTAMP: usize = 4;
+/// Index of `message`.
+pub const G_MESSAGE: usize = 5;
+/// Index of `service`.
+pub const G_SERVICE: usize = 6;
+
 /// A compiled text rule.
 #[derive(Debug, Clone)]
 pub struct CompiledTextRule {
@@ -106,6 +162,36 @@ pub struct CompiledTextRule {
     pub name: String,
     /// The regex.
     pub regex: regex::Regex,
+    /// How its ids are written.
+    pub encoding: IdEncoding,
+    /// How its level is written.
+    pub level: LevelScheme,
+    /// Capture index of each group of [`GROUPS`] it has.
+    pub slots: [Option<usize>; 7],
+    /// The values it can fill, as a mask of [`group_bit`]s (`traceparent` counts as trace and
+    /// span id).
+    pub fills: u8,
+}
+
+/// Where a value came from, for `tracejoin check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Entry `index` of the field list of group `group` (index in [`GROUPS`]).
+    Field {
+        /// The list (index in [`GROUPS`]).
+        group: u8,
+        /// The entry.
+        index: u16,
+    },
+    /// The `default` of that entry (the field was absent).
+    Default {
+        /// The list (index in [`GROUPS`]).
+        group: u8,
+        /// The entry.
+        index: u16,
+    },
+    /// Text rule `index`.
+    Rule(u16),
 }
 
 /// Rules ready to apply.
@@ -115,6 +201,66 @@ pub struct CompiledRules {
     pub fields: FieldRules,
     /// Compiled text regexes, in file order.
     pub text: Vec<CompiledTextRule>,
+    /// All text regexes at once: which rules can match a line, in one pass.
+    pub set: Option<regex::RegexSet>,
+}
+
+impl FieldRules {
+    /// The field list of group `group` (index in [`GROUPS`]).
+    pub fn list(&self, group: usize) -> &[FieldRef] {
+        match group {
+            G_TRACE_ID => &self.trace_id,
+            G_SPAN_ID => &self.span_id,
+            G_TRACEPARENT => &self.traceparent,
+            G_LEVEL => &self.level,
+            G_TIMESTAMP => &self.timestamp,
+            G_MESSAGE => &self.message,
+            _ => &self.service,
+        }
+    }
+}
+
+impl CompiledRules {
+    /// Names a source: `field "@tr"`, `rule "sleuth"`, `default of "@l"`.
+    pub fn describe(&self, source: Source) -> String {
+        match source {
+            Source::Field { group, index } => format!(
+                "field {:?}",
+                self.fields
+                    .list(group as usize)
+                    .get(index as usize)
+                    .map_or("?", FieldRef::path)
+            ),
+            Source::Default { group, index } => format!(
+                "absent field {:?} (default)",
+                self.fields
+                    .list(group as usize)
+                    .get(index as usize)
+                    .map_or("?", FieldRef::path)
+            ),
+            Source::Rule(i) => format!(
+                "rule {:?}",
+                self.text.get(i as usize).map_or("?", |r| r.name.as_str())
+            ),
+        }
+    }
+
+    /// The metric label of a source: the rule name, or `field:<path>`.
+    pub fn label(&self, source: Source) -> String {
+        match source {
+            Source::Rule(i) => self
+                .text
+                .get(i as usize)
+                .map_or_else(|| "?".into(), |r| r.name.clone()),
+            Source::Field { group, index } | Source::Default { group, index } => format!(
+                "field:{}",
+                self.fields
+                    .list(group as usize)
+                    .get(index as usize)
+                    .map_or("?", FieldRef::path)
+            ),
+        }
+    }
 }
 
 /// Why a rules file was rejected.
@@ -200,14 +346,36 @@ impl ExtractRules {
                     group: bad.to_string(),
                 });
             }
+            let mut slots = [None; 7];
+            for (i, name) in regex.capture_names().enumerate() {
+                if let Some(g) = name.and_then(|n| GROUPS.iter().position(|g| *g == n)) {
+                    slots[g] = Some(i);
+                }
+            }
+            let mut fills = 0u8;
+            for (g, slot) in slots.iter().enumerate() {
+                if slot.is_some() {
+                    fills |= group_bit(g);
+                }
+            }
+            if fills & group_bit(G_TRACEPARENT) != 0 {
+                fills |= group_bit(G_TRACE_ID) | group_bit(G_SPAN_ID);
+            }
             text.push(CompiledTextRule {
                 name: rule.name.clone(),
                 regex,
+                encoding: rule.encoding,
+                level: rule.level,
+                slots,
+                fills,
             });
         }
+        // A set too large for the regex size limits just means no prefilter.
+        let set = regex::RegexSet::new(self.text.iter().map(|r| &r.pattern)).ok();
         Ok(CompiledRules {
             fields: self.fields.clone(),
             text,
+            set,
         })
     }
 }
