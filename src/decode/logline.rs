@@ -530,8 +530,8 @@ fn fields<'a>(rules: &CompiledRules, lookup: impl Fn(&str) -> Option<Cow<'a, str
 }
 
 /// Applies the text rules to `text`, filling what `found` lacks among the groups of `want`.
-/// Rules whose groups are all filled are skipped; the rules' `RegexSet` says in one pass which
-/// of the others can match.
+/// Rules whose groups are all filled are skipped; the rules' literal prefilter says in one pass
+/// which of the others can match.
 fn apply_text_rules<'a>(
     rules: &CompiledRules,
     locs: &mut [CaptureLocations],
@@ -543,12 +543,12 @@ fn apply_text_rules<'a>(
     if need == 0 || rules.text.is_empty() {
         return;
     }
-    let candidates = rules.set.as_ref().map(|set| set.matches(text));
+    let candidates = rules.prefilter.as_ref().map(|p| p.candidates(text));
     for (i, rule) in rules.text.iter().enumerate() {
         if rule.fills & need == 0 {
             continue;
         }
-        if candidates.as_ref().is_some_and(|c| !c.matched(i)) {
+        if candidates.is_some_and(|c| c & (1 << i) == 0) {
             continue;
         }
         let loc = &mut locs[i];

@@ -18,8 +18,9 @@
 //! free for later rules and the rejection is counted (`tracejoin_log_ids_rejected_total`).
 //!
 //! Applying: a rule is skipped when every group it captures is already filled, and one
-//! `RegexSet` pass over the line says which rules can match at all, so a line costs one scan
-//! plus the captures of the rules that match it.
+//! Aho-Corasick pass over the line for the literals the rules need (derived from each regex:
+//! `trace`, `uber-trace-id`, `root=1-`, …) says which rules can match at all, so a line costs
+//! one scan plus the captures of the rules that match it.
 //!
 //! Compilation checks every regex and every group name, and the error names the rule.
 
@@ -201,8 +202,152 @@ pub struct CompiledRules {
     pub fields: FieldRules,
     /// Compiled text regexes, in file order.
     pub text: Vec<CompiledTextRule>,
-    /// All text regexes at once: which rules can match a line, in one pass.
-    pub set: Option<regex::RegexSet>,
+    /// Which rules can match a line, from the literals each needs, in one pass.
+    pub prefilter: Option<Prefilter>,
+}
+
+/// The literals the text rules need: a rule can match only a line holding one of its literals
+/// (ASCII case-insensitively), so one Aho-Corasick pass rules most of them out.
+#[derive(Debug, Clone)]
+pub struct Prefilter {
+    ac: aho_corasick::AhoCorasick,
+    /// Rule bits per literal.
+    rules_of: Vec<u64>,
+    /// Rules that need no literal (always candidates).
+    always: u64,
+}
+
+impl Prefilter {
+    fn new(rules: &[CompiledTextRule], patterns: &[String]) -> Option<Self> {
+        if rules.len() > 64 {
+            return None;
+        }
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut rules_of: Vec<u64> = Vec::new();
+        let mut always = 0u64;
+        for (i, p) in patterns.iter().enumerate() {
+            let need = regex_syntax::parse(p).ok().and_then(|h| required(&h));
+            match need {
+                Some(set) if !set.is_empty() => {
+                    for lit in set {
+                        match literals.iter().position(|l| *l == lit) {
+                            Some(j) => rules_of[j] |= 1 << i,
+                            None => {
+                                literals.push(lit);
+                                rules_of.push(1 << i);
+                            }
+                        }
+                    }
+                }
+                _ => always |= 1 << i,
+            }
+        }
+        let ac = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&literals)
+            .ok()?;
+        Some(Prefilter {
+            ac,
+            rules_of,
+            always,
+        })
+    }
+
+    /// The rules (bits) that can match `text`.
+    pub fn candidates(&self, text: &str) -> u64 {
+        let mut bits = self.always;
+        for m in self.ac.find_overlapping_iter(text) {
+            bits |= self.rules_of[m.pattern().as_usize()];
+        }
+        bits
+    }
+}
+
+/// A byte that a node matches, if it matches exactly one ASCII character up to case.
+fn single_char(h: &regex_syntax::hir::Hir) -> Option<u8> {
+    use regex_syntax::hir::{Class, HirKind};
+    match h.kind() {
+        HirKind::Literal(l) if l.0.len() == 1 => Some(l.0[0].to_ascii_lowercase()),
+        HirKind::Class(Class::Unicode(c)) => {
+            let mut chars = c.iter().flat_map(|r| r.start()..=r.end());
+            let first = chars.next()?;
+            if !first.is_ascii() {
+                return None;
+            }
+            let lower = first.to_ascii_lowercase();
+            let mut n = 1;
+            for ch in chars {
+                n += 1;
+                if n > 2 || !ch.is_ascii() || ch.to_ascii_lowercase() != lower {
+                    return None;
+                }
+            }
+            Some(lower as u8)
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let mut bytes = c.iter().flat_map(|r| r.start()..=r.end());
+            let first = bytes.next()?;
+            let lower = first.to_ascii_lowercase();
+            let mut n = 1;
+            for b in bytes {
+                n += 1;
+                if n > 2 || b.to_ascii_lowercase() != lower {
+                    return None;
+                }
+            }
+            Some(lower)
+        }
+        _ => None,
+    }
+}
+
+/// Literals (lowercase) one of which every match of `h` contains, or `None` if there is no
+/// such set. Prefers the set whose shortest literal is longest.
+fn required(h: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::HirKind;
+    let score = |s: &Vec<Vec<u8>>| s.iter().map(Vec::len).min().unwrap_or(0);
+    match h.kind() {
+        HirKind::Literal(l) => Some(vec![l.0.to_ascii_lowercase()]),
+        HirKind::Capture(c) => required(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => required(&r.sub),
+        HirKind::Alternation(alts) => {
+            let mut all = Vec::new();
+            for a in alts {
+                all.extend(required(a)?);
+            }
+            Some(all)
+        }
+        HirKind::Concat(parts) => {
+            let mut best: Option<Vec<Vec<u8>>> = None;
+            let mut run: Vec<u8> = Vec::new();
+            let offer = |cand: Vec<Vec<u8>>, best: &mut Option<Vec<Vec<u8>>>| {
+                if best.as_ref().is_none_or(|b| score(&cand) > score(b)) {
+                    *best = Some(cand);
+                }
+            };
+            for p in parts {
+                if let Some(c) = single_char(p) {
+                    run.push(c);
+                    continue;
+                }
+                if let HirKind::Literal(l) = p.kind() {
+                    run.extend(l.0.to_ascii_lowercase());
+                    continue;
+                }
+                if !run.is_empty() {
+                    offer(vec![std::mem::take(&mut run)], &mut best);
+                }
+                if let Some(set) = required(p) {
+                    offer(set, &mut best);
+                }
+            }
+            if !run.is_empty() {
+                offer(vec![run], &mut best);
+            }
+            best
+        }
+        _ => single_char(h).map(|c| vec![vec![c]]),
+    }
 }
 
 impl FieldRules {
@@ -370,12 +515,12 @@ impl ExtractRules {
                 fills,
             });
         }
-        // A set too large for the regex size limits just means no prefilter.
-        let set = regex::RegexSet::new(self.text.iter().map(|r| &r.pattern)).ok();
+        let patterns: Vec<String> = self.text.iter().map(|r| r.pattern.clone()).collect();
+        let prefilter = Prefilter::new(&text, &patterns);
         Ok(CompiledRules {
             fields: self.fields.clone(),
             text,
-            set,
+            prefilter,
         })
     }
 }
@@ -411,6 +556,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("t.yaml") && err.contains("trace"), "{err}");
+    }
+
+    #[test]
+    fn required_literals() {
+        let req = |p: &str| {
+            required(&regex_syntax::parse(p).unwrap()).map(|s| {
+                s.into_iter()
+                    .map(|l| String::from_utf8(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(req("(?i)uber-trace-id[=:]x").unwrap(), ["uber-trace-id"]);
+        assert_eq!(
+            req(r"(?i)\b(?:trace[_.]?id|otelTraceID)[=:]").unwrap(),
+            ["trace", "oteltraceid"]
+        );
+        assert_eq!(req(r"^\d+").as_deref(), None);
+        assert_eq!(req(r"(?i)\[(?:info|warn)\]").unwrap(), ["info", "warn"]);
+        // (?i)s also matches U+017F: no literal through it
+        assert_eq!(req("(?i)spans").unwrap(), ["pan"]);
+        let rules = ExtractRules::builtin().compile().unwrap();
+        let pf = rules.prefilter.as_ref().unwrap();
+        let idx = |n: &str| rules.text.iter().position(|r| r.name == n).unwrap();
+        let c = pf.candidates("GET / uBer-Trace-Id: 1:2:0:1");
+        assert!(c & (1 << idx("jaeger")) != 0);
+        assert!(c & (1 << idx("datadog")) == 0);
     }
 
     #[test]
