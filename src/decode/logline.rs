@@ -163,8 +163,9 @@ fn reject(rules: &CompiledRules, prov: &mut Provenance, source: Source, value: &
 }
 
 /// Whether `text[a..b]` is a whole token rather than a piece of a longer one: no letter or
-/// digit right beside it, and, for a value read as decimal, not joined by `-`, `.` or `:` to
-/// more of an id (the `1` of the X-Ray id `1-5759e988-…`, the `00` of a traceparent).
+/// digit right beside it, and, for a value read as decimal, not followed by `-` or `:` nor
+/// joined by `.` to more of a token, nor after `-`/`.` joined to one (the `1` of the X-Ray id
+/// `1-5759e988-…`, the `00` of a traceparent).
 fn whole_token(text: &str, a: usize, b: usize, decimal: bool) -> bool {
     let bytes = text.as_bytes();
     let alnum = |i: Option<usize>| {
@@ -175,8 +176,10 @@ fn whole_token(text: &str, a: usize, b: usize, decimal: bool) -> bool {
         return false;
     }
     if decimal {
-        if matches!(bytes.get(b), Some(b'-' | b'.' | b':')) && alnum(Some(b + 1)) {
-            return false;
+        match bytes.get(b) {
+            Some(b'-' | b':') => return false,
+            Some(b'.') if alnum(Some(b + 1)) => return false,
+            _ => {}
         }
         if a >= 1 && matches!(bytes[a - 1], b'-' | b'.') && alnum(a.checked_sub(2)) {
             return false;
