@@ -179,5 +179,69 @@ fn log_lines(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, spans, log_lines);
+/// Plain-text lines of the shapes the default rules know, without ids (the common case: most
+/// lines of a service are not inside a traced request, or its logger does not print the ids) and
+/// with ids; each iteration decodes all eight, throughput is per line.
+fn text_mixes() -> [(&'static str, Vec<String>); 2] {
+    let t = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let s = "00f067aa0ba902b7";
+    let no_ids = vec![
+        "2024-05-01 12:00:00.123 ERROR [payments] payment declined for order 1234".to_string(),
+        "2024-05-01T12:00:00.123Z  INFO 12345 --- [payments] [           main] o.s.b.w.embedded.tomcat.TomcatWebServer  : Tomcat started on port 8080 (http) with context path '/'".to_string(),
+        "I0501 12:00:00.123456   12345 controller.go:123] Reconciling deployment default/web".to_string(),
+        r#"10.1.2.3 - - [01/May/2024:12:00:00 +0000] "GET /api/v1/cart HTTP/1.1" 200 512 "-" "Mozilla/5.0 (X11; Linux x86_64)""#.to_string(),
+        "2024-05-01 12:00:00,123 WARNING urllib3.connectionpool Retrying (Retry(total=2)) after connection broken".to_string(),
+        "<34>1 2024-05-01T12:00:00.123Z host01 payments 1234 ID47 - 'su root' failed for lonvick on /dev/pts/8".to_string(),
+        "Starting worker pool with 16 threads, queue capacity 1024".to_string(),
+        "E0501 12:00:00.123456    4321 server.go:88] failed to connect to upstream 10.0.0.7:5432: connection refused".to_string(),
+    ];
+    let with_ids = vec![
+        format!("2024-05-01 12:00:00.123 ERROR [payments] payment declined for order 1234 trace_id={t} span_id={s}"),
+        format!("2024-05-01T12:00:00.123Z ERROR 12345 --- [payments] [nio-8080-exec-1] [{t}-{s}] c.e.p.PaymentController : payment declined"),
+        format!("2024-05-01 12:00:00.123  INFO [payments,{},{s},true] 12345 --- [nio-8080-exec-1] c.e.p.PaymentController : payment declined", &t[16..]),
+        format!("2024-05-01T12:00:00.123Z XRAY TraceId: 1-{}-{} SegmentId: {s} payment declined", &t[..8], &t[8..]),
+        format!(r#"10.1.2.3 - - [01/May/2024:12:00:00 +0000] "GET /api/v1/cart HTTP/1.1" 500 512 "-" "curl/8.5.0" "00-{t}-{s}-01""#),
+        format!("2024-05-01 12:00:00.123 WARN uber-trace-id: {t}:{s}:0:1 slow upstream"),
+        format!("2024-05-01 12:00:00.123 INFO request done b3: {t}-{s}-1"),
+        format!("GET /cart 500 traceparent: 00-{t}-{s}-01"),
+    ];
+    [("text_no_ids", no_ids), ("text_with_ids", with_ids)]
+}
+
+fn text_lines(c: &mut Criterion) {
+    let rules = Arc::new(ExtractRules::builtin().compile().unwrap());
+    let mut g = c.benchmark_group("decode_text_line");
+    for (name, lines) in text_mixes() {
+        g.throughput(Throughput::Elements(lines.len() as u64));
+        g.bench_function(name, |b| {
+            let mut d = LogDecoder::new(rules.clone(), 10_000);
+            let mut out = Vec::with_capacity(lines.len());
+            let origin = Origin {
+                topic: 1,
+                partition: 0,
+                offset: 0,
+            };
+            b.iter_batched(
+                || {
+                    lines
+                        .iter()
+                        .map(|l| Bytes::copy_from_slice(l.as_bytes()))
+                        .collect::<Vec<_>>()
+                },
+                |records| {
+                    out.clear();
+                    for r in records {
+                        d.decode(r, InputLogFormat::Text, origin, 0, &mut out)
+                            .unwrap();
+                    }
+                    out.len()
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, spans, log_lines, text_lines);
 criterion_main!(benches);

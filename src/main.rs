@@ -47,6 +47,9 @@ enum Command {
         /// A file of sample log lines, one per line.
         #[arg(long)]
         sample: Option<PathBuf>,
+        /// Exit with status 1 when any sample line has no trace id (to gate a log format in CI).
+        #[arg(long, requires = "sample")]
+        require_trace_id: bool,
     },
 }
 
@@ -80,9 +83,34 @@ async fn shutdown_signal(token: CancellationToken) {
     token.cancel();
 }
 
+/// The error and its causes, each once: a cause whose text the message before it already
+/// includes is not repeated. No backtrace.
+fn cause_chain(e: &anyhow::Error) -> String {
+    let mut out = format!("error: {e}");
+    let mut last = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !last.contains(&text) {
+            out.push_str(&format!("\n  caused by: {text}"));
+        }
+        last = text;
+    }
+    out
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}", cause_chain(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
     match cli.command {
         Command::Run { config } => {
             init_logging("info");
@@ -98,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
             tracejoin::pipeline::run(config, health, Default::default(), shutdown)
                 .await
                 .context("pipeline")?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
             duration,
@@ -114,11 +142,20 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             let matched = summary.outcomes[0] + summary.outcomes[1];
             anyhow::ensure!(matched > 0, "the demo joined no logs");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config, sample } => {
+        Command::Check {
+            config,
+            sample,
+            require_trace_id,
+        } => {
             init_logging("warn");
-            tracejoin::check::run(config.as_deref(), sample.as_deref())
+            let ok = tracejoin::check::run(config.as_deref(), sample.as_deref(), require_trace_id)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

@@ -6,7 +6,13 @@
 //!   OpenTelemetry-Datadog and Zipkin bridges do);
 //! - an AWS X-Ray id (`1-5759e988-bd862e3fe1be46a994272793`), whose hex digits are the 128 bits;
 //! - a decimal number up to 2^64-1 (Datadog's `dd.trace_id`), where the caller says the field is
-//!   decimal, or where the digits cannot be hex (length other than 16 or 32).
+//!   decimal, or where the digits cannot be hex (length other than 16 or 32);
+//! - a Google Cloud trace resource name, `projects/<project>/traces/<32 hex>`;
+//! - with `hex_padded` (Jaeger), 1 to 32 hex digits, left-padded with zeros.
+//!
+//! [`parse_context`] reads the propagation headers that carry trace and span id together: W3C
+//! `traceparent`, B3 single (`<trace>-<span>[-<sampled>[-<parent>]]`), Jaeger `uber-trace-id`
+//! (`<trace>:<span>:<parent>:<flags>`) and the X-Ray header (`Root=1-…;Parent=<16 hex>;…`).
 //!
 //! A 16- or 32-digit string of decimal digits is ambiguous; it is read as hex unless the field is
 //! declared decimal, because OpenTelemetry ids are hex and most logs carrying them are OTel's.
@@ -25,6 +31,20 @@ pub enum IdEncoding {
     Hex,
     /// Decimal 64-bit number (Datadog).
     Decimal,
+    /// Hex digits of any length up to the id's width, left-padded with zeros (Jaeger).
+    HexPadded,
+}
+
+impl IdEncoding {
+    /// Whether `s` would be read as a decimal number under this encoding.
+    pub fn reads_as_decimal(self, s: &str) -> bool {
+        let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        match self {
+            IdEncoding::Decimal => digits,
+            IdEncoding::Auto => digits && s.len() != 16 && s.len() != 32,
+            IdEncoding::Hex | IdEncoding::HexPadded => false,
+        }
+    }
 }
 
 fn hex_val(c: u8) -> Option<u8> {
@@ -77,11 +97,30 @@ pub fn parse_traceparent(s: &str) -> Option<(TraceId, Option<SpanId>)> {
     Some((trace, span))
 }
 
+/// Up to `2*N` hex digits, left-padded with zeros.
+fn parse_hex_padded<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.is_empty() || s.len() > 2 * N {
+        return None;
+    }
+    let mut digits = [b'0'; 32];
+    digits[2 * N - s.len()..2 * N].copy_from_slice(s);
+    parse_hex::<N>(&digits[..2 * N])
+}
+
 /// Normalises a trace id written in any of the shapes in the module docs.
 pub fn parse_trace_id(s: &str, encoding: IdEncoding) -> Option<TraceId> {
     let s = s.trim().trim_matches('"');
-    if encoding == IdEncoding::Decimal {
-        return parse_decimal_u64(s).and_then(from_u64);
+    match encoding {
+        IdEncoding::Decimal => return parse_decimal_u64(s).and_then(from_u64),
+        IdEncoding::HexPadded => {
+            return parse_hex_padded::<16>(s.as_bytes()).and_then(|id| TraceId::from_slice(&id))
+        }
+        _ => {}
+    }
+    // Google Cloud: projects/<project>/traces/<id>
+    if let Some(rest) = s.strip_prefix("projects/") {
+        let (_, id) = rest.split_once("/traces/")?;
+        return parse_hex::<16>(id.as_bytes()).and_then(|id| TraceId::from_slice(&id));
     }
     let b = s.as_bytes();
     match b.len() {
@@ -117,12 +156,87 @@ pub fn parse_span_id(s: &str, encoding: IdEncoding) -> Option<SpanId> {
         |s: &str| parse_decimal_u64(s).and_then(|v| SpanId::from_slice(&v.to_be_bytes()));
     match encoding {
         IdEncoding::Decimal => as_decimal(s),
+        IdEncoding::HexPadded => {
+            parse_hex_padded::<8>(s.as_bytes()).and_then(|id| SpanId::from_slice(&id))
+        }
         _ => match parse_hex::<8>(s.as_bytes()) {
             Some(id) => SpanId::from_slice(&id),
             None if encoding == IdEncoding::Auto => as_decimal(s),
             None => None,
         },
     }
+}
+
+/// Trace and span id from a propagation header value: W3C `traceparent`, B3 single, Jaeger
+/// `uber-trace-id`, or the X-Ray trace header (see the module docs). `None` unless the value is
+/// well formed as one of them.
+pub fn parse_context(s: &str) -> Option<(TraceId, Option<SpanId>)> {
+    let s = s.trim().trim_matches('"');
+    let b = s.as_bytes();
+    if b.len() >= 55 && b[2] == b'-' {
+        return parse_traceparent(s);
+    }
+    if s.contains('=') {
+        return parse_xray_header(s);
+    }
+    if s.contains(':') {
+        // Jaeger: trace:span:parent:flags, trace and span hex up to 32 / 16 digits.
+        let mut parts = s.split(':');
+        let (t, sp, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |p: &str, max: usize| {
+            !p.is_empty() && p.len() <= max && p.bytes().all(|c| c.is_ascii_hexdigit())
+        };
+        if parts.next().is_some() || !hex(parent, 16) || !hex(flags, 2) {
+            return None;
+        }
+        let trace = parse_trace_id(t, IdEncoding::HexPadded)?;
+        return Some((trace, parse_span_id(sp, IdEncoding::HexPadded)));
+    }
+    if b.len() == 35 && b.starts_with(b"1-") && b[10] == b'-' {
+        return parse_trace_id(s, IdEncoding::Hex).map(|t| (t, None));
+    }
+    // B3 single: trace(16|32)-span(16)[-sampled[-parent(16)]]
+    let mut parts = s.split('-');
+    let (t, sp) = (parts.next()?, parts.next()?);
+    if t.len() != 16 && t.len() != 32 {
+        return None;
+    }
+    if let Some(sampled) = parts.next() {
+        if !matches!(sampled, "0" | "1" | "d") {
+            return None;
+        }
+        if let Some(parent) = parts.next() {
+            parse_hex::<8>(parent.as_bytes())?;
+        }
+        if parts.next().is_some() {
+            return None;
+        }
+    }
+    let trace = parse_trace_id(t, IdEncoding::Hex)?;
+    let span = SpanId::from_slice(&parse_hex::<8>(sp.as_bytes())?);
+    Some((trace, span))
+}
+
+/// `Root=1-…;Parent=…;Sampled=…` in any order (other keys, such as ALB's `Self`, ignored).
+fn parse_xray_header(s: &str) -> Option<(TraceId, Option<SpanId>)> {
+    let (mut root, mut parent) = (None, None);
+    for kv in s.split(';') {
+        match kv.trim().split_once('=')? {
+            ("Root", v) => root = Some(v),
+            ("Parent", v) => parent = Some(v),
+            _ => {}
+        }
+    }
+    let root = root?;
+    if !(root.len() == 35 && root.starts_with("1-")) {
+        return None;
+    }
+    let trace = parse_trace_id(root, IdEncoding::Hex)?;
+    let span = match parent {
+        Some(p) => Some(parse_span_id(p, IdEncoding::Hex)?),
+        None => None,
+    };
+    Some((trace, span))
 }
 
 /// Trace id from raw OTLP bytes (16 bytes; empty or all-zero means none).
@@ -191,6 +305,64 @@ mod tests {
     fn xray_ids() {
         let t = parse_trace_id("1-5759e988-bd862e3fe1be46a994272793", IdEncoding::Auto).unwrap();
         assert_eq!(t.to_string(), "5759e988bd862e3fe1be46a994272793");
+    }
+
+    #[test]
+    fn google_cloud_resource_names() {
+        let t = parse_trace_id(&format!("projects/my-project/traces/{T}"), IdEncoding::Auto);
+        assert_eq!(t.unwrap().to_string(), T);
+        assert!(parse_trace_id("projects/p/traces/42", IdEncoding::Auto).is_none());
+        assert!(parse_trace_id("projects/p/spans/x", IdEncoding::Auto).is_none());
+    }
+
+    #[test]
+    fn jaeger_ids_are_padded() {
+        let t = parse_trace_id("deadbeef", IdEncoding::HexPadded).unwrap();
+        assert_eq!(t.to_string(), "000000000000000000000000deadbeef");
+        assert_eq!(
+            parse_span_id("beef", IdEncoding::HexPadded)
+                .unwrap()
+                .to_string(),
+            "000000000000beef"
+        );
+        assert!(parse_trace_id(&"a".repeat(33), IdEncoding::HexPadded).is_none());
+        assert!(parse_trace_id("xyz", IdEncoding::HexPadded).is_none());
+    }
+
+    #[test]
+    fn propagation_headers() {
+        let s = "00f067aa0ba902b7";
+        let ctx =
+            |v: &str| parse_context(v).map(|(t, s)| (t.to_string(), s.map(|s| s.to_string())));
+        let full = Some((T.to_string(), Some(s.to_string())));
+        assert_eq!(ctx(&format!("00-{T}-{s}-01")), full);
+        // B3 single, https://github.com/openzipkin/b3-propagation (single header)
+        assert_eq!(ctx(&format!("{T}-{s}-1")), full);
+        assert_eq!(ctx(&format!("{T}-{s}")), full);
+        assert_eq!(ctx(&format!("{T}-{s}-d-{s}")), full);
+        assert_eq!(ctx(&format!("{T}-{s}-x")), None);
+        // Jaeger, https://www.jaegertracing.io/docs/client-libraries/#propagation-format
+        assert_eq!(ctx(&format!("{T}:{s}:0:1")), full);
+        assert_eq!(
+            ctx("deadbeef:beef:0:01"),
+            Some((
+                format!("{:032x}", 0xdeadbeefu32),
+                Some("000000000000beef".into())
+            ))
+        );
+        assert_eq!(ctx("deadbeef:beef:0"), None);
+        // X-Ray, https://docs.aws.amazon.com/xray/latest/devguide/xray-concepts.html#xray-concepts-tracingheader
+        let xray = format!("1-{}-{}", &T[..8], &T[8..]);
+        assert_eq!(ctx(&format!("Root={xray};Parent={s};Sampled=1")), full);
+        assert_eq!(
+            ctx(&format!(
+                "Self=1-67891234-12456789abcdef012345678;Root={xray}"
+            )),
+            Some((T.to_string(), None))
+        );
+        assert_eq!(ctx(&xray), Some((T.to_string(), None)));
+        assert_eq!(ctx("Root=1-5759e988;Parent=x"), None);
+        assert_eq!(ctx("1"), None);
     }
 
     #[test]

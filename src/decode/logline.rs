@@ -11,15 +11,20 @@
 //! nested objects only when a dotted rule path needs them, and the object is kept verbatim for
 //! the output, so a JSON line costs one parse and one copy.
 
-use super::ids::{parse_span_id, parse_trace_id, parse_traceparent, IdEncoding};
+use super::ids::{parse_context, parse_span_id, parse_trace_id};
 use super::intern::Interner;
+use super::level::{normalize_level, LevelScheme};
 use super::otlp::{json as otlp_json, otlp_logs, wire};
-use super::rules::{CompiledRules, FieldRef};
+use super::rules::{
+    group_bit, CompiledRules, Source, G_LEVEL, G_MESSAGE, G_SERVICE, G_SPAN_ID, G_TIMESTAMP,
+    G_TRACEPARENT, G_TRACE_ID,
+};
 use super::time::parse_timestamp;
 use super::DecodeError;
 use crate::model::{LogEvent, LogFields, LogFormat, Origin, SpanId, TimestampSource, TraceId};
 use bytes::Bytes;
 use prost::Message;
+use regex::CaptureLocations;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -50,6 +55,25 @@ pub enum InputLogFormat {
 pub struct LogDecoder {
     rules: Arc<CompiledRules>,
     interner: Interner,
+    /// One reusable capture buffer per text rule (no allocation per line).
+    locs: Vec<CaptureLocations>,
+    /// Where the values of the last JSON/logfmt/text line came from.
+    last: Provenance,
+}
+
+/// Where each value of a line came from, and the ids rules captured but rejected.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Provenance {
+    /// Source of the trace id.
+    pub trace_id: Option<Source>,
+    /// Source of the span id.
+    pub span_id: Option<Source>,
+    /// Source of the level.
+    pub level: Option<Source>,
+    /// Source of the timestamp.
+    pub timestamp: Option<Source>,
+    /// Captured values that were not well-formed ids (or only a piece of a longer token).
+    pub rejected: Vec<(Source, String)>,
 }
 
 /// Values found in a line, borrowed from it where possible.
@@ -61,17 +85,31 @@ struct Found<'a> {
     level: Option<Cow<'a, str>>,
     message: Option<Cow<'a, str>>,
     service: Option<Cow<'a, str>>,
+    prov: Provenance,
 }
 
 impl<'a> Found<'a> {
     /// Takes from `other` what this has not found.
     fn fill_missing(&mut self, other: Found<'a>) {
-        self.trace_id = self.trace_id.or(other.trace_id);
-        self.span_id = self.span_id.or(other.span_id);
-        self.timestamp = self.timestamp.take().or(other.timestamp);
-        self.level = self.level.take().or(other.level);
+        if self.trace_id.is_none() && other.trace_id.is_some() {
+            self.trace_id = other.trace_id;
+            self.prov.trace_id = other.prov.trace_id;
+        }
+        if self.span_id.is_none() && other.span_id.is_some() {
+            self.span_id = other.span_id;
+            self.prov.span_id = other.prov.span_id;
+        }
+        if self.timestamp.is_none() && other.timestamp.is_some() {
+            self.timestamp = other.timestamp;
+            self.prov.timestamp = other.prov.timestamp;
+        }
+        if self.level.is_none() && other.level.is_some() {
+            self.level = other.level;
+            self.prov.level = other.prov.level;
+        }
         self.message = self.message.take().or(other.message);
         self.service = self.service.take().or(other.service);
+        self.prov.rejected.extend(other.prov.rejected);
     }
 
     fn into_owned(self) -> Found<'static> {
@@ -83,19 +121,98 @@ impl<'a> Found<'a> {
             level: own(self.level),
             message: own(self.message),
             service: own(self.service),
+            prov: self.prov,
         }
     }
+
+    /// The groups filled, as a mask of [`group_bit`]s (`traceparent` always counts as filled:
+    /// rules that have it are run for the trace and span id it gives).
+    fn filled(&self) -> u8 {
+        let mut m = group_bit(G_TRACEPARENT);
+        let mut set = |cond: bool, g: usize| {
+            if cond {
+                m |= group_bit(g)
+            }
+        };
+        set(self.trace_id.is_some(), G_TRACE_ID);
+        set(self.span_id.is_some(), G_SPAN_ID);
+        set(self.level.is_some(), G_LEVEL);
+        set(self.timestamp.is_some(), G_TIMESTAMP);
+        set(self.message.is_some(), G_MESSAGE);
+        set(self.service.is_some(), G_SERVICE);
+        m
+    }
+}
+
+/// Every group.
+const ALL_GROUPS: u8 = 0x7f;
+
+/// An id value that says "no id" (all zeros): not a rejection.
+fn is_zero_id(v: &str) -> bool {
+    let v = v.trim().trim_matches('"');
+    !v.is_empty() && v.bytes().all(|b| b == b'0' || b == b'-')
+}
+
+/// Counts a rejected id and keeps it for `tracejoin check`.
+fn reject(rules: &CompiledRules, prov: &mut Provenance, source: Source, value: &str) {
+    if value.trim().is_empty() || is_zero_id(value) {
+        return;
+    }
+    crate::telemetry::metrics().log_id_rejected(&rules.label(source));
+    prov.rejected.push((source, value.to_string()));
+}
+
+/// Whether `text[a..b]` is a whole token rather than a piece of a longer one: no letter or
+/// digit right beside it, and, for a value read as decimal, not followed by `-` or `:` nor
+/// joined by `.` to more of a token, nor after `-`/`.` joined to one (the `1` of the X-Ray id
+/// `1-5759e988-…`, the `00` of a traceparent).
+fn whole_token(text: &str, a: usize, b: usize, decimal: bool) -> bool {
+    let bytes = text.as_bytes();
+    let alnum = |i: Option<usize>| {
+        i.and_then(|i| bytes.get(i))
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+    };
+    if alnum(a.checked_sub(1)) || alnum(Some(b)) {
+        return false;
+    }
+    if decimal {
+        match bytes.get(b) {
+            Some(b'-' | b':') => return false,
+            Some(b'.') if alnum(Some(b + 1)) => return false,
+            _ => {}
+        }
+        if a >= 1 && matches!(bytes[a - 1], b'-' | b'.') && alnum(a.checked_sub(2)) {
+            return false;
+        }
+    }
+    true
 }
 
 impl LogDecoder {
     /// A decoder applying `rules`.
     pub fn new(rules: Arc<CompiledRules>, interner_cap: usize) -> Self {
+        let locs = rules
+            .text
+            .iter()
+            .map(|r| r.regex.capture_locations())
+            .collect();
         LogDecoder {
             rules,
             interner: Interner::new(interner_cap),
+            locs,
+            last: Provenance::default(),
         }
     }
 
+    /// The rules this decoder applies.
+    pub fn rules(&self) -> &CompiledRules {
+        &self.rules
+    }
+
+    /// Where the values of the last JSON, logfmt or text line decoded came from.
+    pub fn last_provenance(&self) -> &Provenance {
+        &self.last
+    }
     /// Decodes one record, appending its log events to `out` (OTLP records may hold many).
     /// `kafka_time_nanos` stands in for a missing timestamp.
     pub fn decode(
@@ -214,12 +331,18 @@ impl LogDecoder {
     ) -> Result<LogEvent, serde_json::Error> {
         let raw: &RawValue = serde_json::from_str(line.trim())?;
         let object: BorrowedObject<'_> = serde_json::from_str(raw.get())?;
-        let lookup = |f: &FieldRef| object.lookup(f.path());
-        let mut found = self.fields(lookup);
+        let lookup = |f: &str| object.lookup(f);
+        let mut found = fields(&self.rules, lookup);
         if found.trace_id.is_none() {
             if let Some(msg) = found.message.clone() {
                 let mut from_message = Found::default();
-                self.apply_text_rules(&msg, &mut from_message);
+                apply_text_rules(
+                    &self.rules,
+                    &mut self.locs,
+                    &msg,
+                    &mut from_message,
+                    ALL_GROUPS,
+                );
                 found.fill_missing(from_message.into_owned());
             }
         }
@@ -239,16 +362,22 @@ impl LogDecoder {
 
     fn logfmt_line(&mut self, line: &str, origin: Origin, ts: i64) -> LogEvent {
         let pairs = parse_logfmt(line);
-        let mut found = self.fields(|f: &FieldRef| {
+        let mut found = fields(&self.rules, |f: &str| {
             pairs
                 .iter()
-                .find(|(k, _)| k == f.path())
+                .find(|(k, _)| k == f)
                 .map(|(_, v)| Cow::Borrowed(v.as_ref()))
         });
         if found.trace_id.is_none() {
             let text = found.message.clone().unwrap_or(Cow::Borrowed(line));
             let mut from_text = Found::default();
-            self.apply_text_rules(&text, &mut from_text);
+            apply_text_rules(
+                &self.rules,
+                &mut self.locs,
+                &text,
+                &mut from_text,
+                ALL_GROUPS,
+            );
             found.fill_missing(from_text.into_owned());
         }
         let body = found
@@ -272,9 +401,16 @@ impl LogDecoder {
 
     fn text_line(&mut self, line: &str, origin: Origin, ts: i64) -> LogEvent {
         let mut found = Found::default();
-        self.apply_text_rules(line, &mut found);
+        // The whole line is the body: it is what a person reading the log expects to see, so
+        // a rule's `message` group is not needed here.
+        apply_text_rules(
+            &self.rules,
+            &mut self.locs,
+            line,
+            &mut found,
+            ALL_GROUPS & !group_bit(G_MESSAGE),
+        );
         found.message = None;
-        // The whole line is the body: it is what a person reading the log expects to see.
         self.event(
             found,
             line.trim_end().into(),
@@ -283,74 +419,6 @@ impl LogDecoder {
             origin,
             ts,
         )
-    }
-
-    /// Applies the field rules through `lookup`.
-    fn fields<'a>(&self, lookup: impl Fn(&FieldRef) -> Option<Cow<'a, str>>) -> Found<'a> {
-        let f = &self.rules.fields;
-        let first = |refs: &[FieldRef]| refs.iter().find_map(&lookup);
-        let first_id = |refs: &[FieldRef], parse: &dyn Fn(&str, IdEncoding) -> bool| {
-            refs.iter().find_map(|r| {
-                lookup(r)
-                    .filter(|v| parse(v, r.encoding()))
-                    .map(|v| (v, r.encoding()))
-            })
-        };
-        let mut found = Found {
-            trace_id: first_id(&f.trace_id, &|v, e| parse_trace_id(v, e).is_some())
-                .and_then(|(v, e)| parse_trace_id(&v, e)),
-            span_id: first_id(&f.span_id, &|v, e| parse_span_id(v, e).is_some())
-                .and_then(|(v, e)| parse_span_id(&v, e)),
-            timestamp: first(&f.timestamp),
-            level: first(&f.level),
-            message: first(&f.message),
-            service: first(&f.service),
-        };
-        if found.trace_id.is_none() {
-            if let Some((t, s)) = f
-                .traceparent
-                .iter()
-                .find_map(|r| lookup(r).and_then(|v| parse_traceparent(&v)))
-            {
-                found.trace_id = Some(t);
-                found.span_id = found.span_id.or(s);
-            }
-        }
-        found
-    }
-
-    fn apply_text_rules<'a>(&self, text: &'a str, found: &mut Found<'a>) {
-        for rule in &self.rules.text {
-            let Some(caps) = rule.regex.captures(text) else {
-                continue;
-            };
-            if found.trace_id.is_none() {
-                if let Some(m) = caps.name("traceparent") {
-                    if let Some((t, s)) = parse_traceparent(m.as_str()) {
-                        found.trace_id = Some(t);
-                        found.span_id = found.span_id.or(s);
-                    }
-                }
-                found.trace_id = found.trace_id.or_else(|| {
-                    caps.name("trace_id")
-                        .and_then(|m| parse_trace_id(m.as_str(), IdEncoding::Auto))
-                });
-            }
-            if found.span_id.is_none() {
-                found.span_id = caps
-                    .name("span_id")
-                    .and_then(|m| parse_span_id(m.as_str(), IdEncoding::Auto));
-            }
-            let fill = |slot: &mut Option<Cow<'a, str>>, group: &str| {
-                if slot.is_none() {
-                    *slot = caps.name(group).map(|m| Cow::Borrowed(m.as_str()));
-                }
-            };
-            fill(&mut found.timestamp, "timestamp");
-            fill(&mut found.level, "level");
-            fill(&mut found.message, "message");
-            fill(&mut found.service, "service");
-        }
     }
 
     fn event(
@@ -362,6 +430,8 @@ impl LogDecoder {
         origin: Origin,
         ts: i64,
     ) -> LogEvent {
+        let mut found = found;
+        self.last = std::mem::take(&mut found.prov);
         let (timestamp_unix_nanos, timestamp_source) =
             match found.timestamp.as_deref().and_then(parse_timestamp) {
                 Some(t) => (t, TimestampSource::Record),
@@ -379,6 +449,190 @@ impl LogDecoder {
             format,
             origin,
             ack: crate::sources::ack::Ack::detached(),
+        }
+    }
+}
+
+/// Applies the field rules through `lookup` (a field name or dotted path to its value).
+fn fields<'a>(rules: &CompiledRules, lookup: impl Fn(&str) -> Option<Cow<'a, str>>) -> Found<'a> {
+    let f = &rules.fields;
+    let mut found = Found::default();
+    let src = |group: usize, index: usize| Source::Field {
+        group: group as u8,
+        index: index as u16,
+    };
+    for (i, r) in f.trace_id.iter().enumerate() {
+        let Some(v) = lookup(r.path()) else { continue };
+        match parse_trace_id(&v, r.encoding()) {
+            Some(t) => {
+                found.trace_id = Some(t);
+                found.prov.trace_id = Some(src(G_TRACE_ID, i));
+                break;
+            }
+            None => reject(rules, &mut found.prov, src(G_TRACE_ID, i), &v),
+        }
+    }
+    for (i, r) in f.span_id.iter().enumerate() {
+        let Some(v) = lookup(r.path()) else { continue };
+        match parse_span_id(&v, r.encoding()) {
+            Some(s) => {
+                found.span_id = Some(s);
+                found.prov.span_id = Some(src(G_SPAN_ID, i));
+                break;
+            }
+            None => reject(rules, &mut found.prov, src(G_SPAN_ID, i), &v),
+        }
+    }
+    if found.trace_id.is_none() {
+        for (i, r) in f.traceparent.iter().enumerate() {
+            let Some(v) = lookup(r.path()) else { continue };
+            match parse_context(&v) {
+                Some((t, s)) => {
+                    found.trace_id = Some(t);
+                    found.prov.trace_id = Some(src(G_TRACEPARENT, i));
+                    if found.span_id.is_none() && s.is_some() {
+                        found.span_id = s;
+                        found.prov.span_id = Some(src(G_TRACEPARENT, i));
+                    }
+                    break;
+                }
+                None => reject(rules, &mut found.prov, src(G_TRACEPARENT, i), &v),
+            }
+        }
+    }
+    let first = |group: usize, prov: &mut Option<Source>| {
+        let refs = f.list(group);
+        let v = refs.iter().enumerate().find_map(|(i, r)| {
+            let v = lookup(r.path())?;
+            let v = if group == G_LEVEL {
+                normalize_level(v, LevelScheme::Auto)?
+            } else {
+                v
+            };
+            *prov = Some(src(group, i));
+            Some(v)
+        });
+        v.or_else(|| {
+            refs.iter().enumerate().find_map(|(i, r)| {
+                let (default, when) = r.default()?;
+                if when.is_some_and(|w| lookup(w).is_none()) {
+                    return None;
+                }
+                *prov = Some(Source::Default {
+                    group: group as u8,
+                    index: i as u16,
+                });
+                Some(Cow::Owned(default.to_string()))
+            })
+        })
+    };
+    found.timestamp = first(G_TIMESTAMP, &mut found.prov.timestamp);
+    found.level = first(G_LEVEL, &mut found.prov.level);
+    found.message = first(G_MESSAGE, &mut None);
+    found.service = first(G_SERVICE, &mut None);
+    found
+}
+
+/// Applies the text rules to `text`, filling what `found` lacks among the groups of `want`.
+/// Rules whose groups are all filled are skipped; the rules' literal prefilter says in one pass
+/// which of the others can match.
+fn apply_text_rules<'a>(
+    rules: &CompiledRules,
+    locs: &mut [CaptureLocations],
+    text: &'a str,
+    found: &mut Found<'a>,
+    want: u8,
+) {
+    let mut need = want & !found.filled();
+    if need == 0 || rules.text.is_empty() {
+        return;
+    }
+    let candidates = rules.prefilter.as_ref().map(|p| p.candidates(text));
+    for (i, rule) in rules.text.iter().enumerate() {
+        if rule.fills & need == 0 {
+            continue;
+        }
+        if candidates.is_some_and(|c| c & (1 << i) == 0) {
+            continue;
+        }
+        let loc = &mut locs[i];
+        if rule.regex.captures_read(loc, text).is_none() {
+            continue;
+        }
+        let loc = &*loc;
+        let get = |g: usize| rule.slots[g].and_then(|s| loc.get(s));
+        let source = Source::Rule(i as u16);
+        if let Some((a, b)) = get(G_TRACEPARENT) {
+            let v = &text[a..b];
+            match parse_context(v).filter(|_| whole_token(text, a, b, false)) {
+                Some((t, s)) if found.trace_id.is_none() => {
+                    found.trace_id = Some(t);
+                    found.prov.trace_id = Some(source);
+                    if found.span_id.is_none() && s.is_some() {
+                        found.span_id = s;
+                        found.prov.span_id = Some(source);
+                    }
+                }
+                Some((t, s)) if found.trace_id == Some(t) && found.span_id.is_none() => {
+                    if s.is_some() {
+                        found.span_id = s;
+                        found.prov.span_id = Some(source);
+                    }
+                }
+                Some(_) => {}
+                None => reject(rules, &mut found.prov, source, v),
+            }
+        }
+        if found.trace_id.is_none() {
+            if let Some((a, b)) = get(G_TRACE_ID) {
+                let v = &text[a..b];
+                let decimal = rule.encoding.reads_as_decimal(v);
+                match parse_trace_id(v, rule.encoding).filter(|_| whole_token(text, a, b, decimal))
+                {
+                    Some(t) => {
+                        found.trace_id = Some(t);
+                        found.prov.trace_id = Some(source);
+                    }
+                    None => reject(rules, &mut found.prov, source, v),
+                }
+            }
+        }
+        if found.span_id.is_none() {
+            if let Some((a, b)) = get(G_SPAN_ID) {
+                let v = &text[a..b];
+                let decimal = rule.encoding.reads_as_decimal(v);
+                match parse_span_id(v, rule.encoding).filter(|_| whole_token(text, a, b, decimal)) {
+                    Some(s) => {
+                        found.span_id = Some(s);
+                        found.prov.span_id = Some(source);
+                    }
+                    None => reject(rules, &mut found.prov, source, v),
+                }
+            }
+        }
+        if found.level.is_none() {
+            if let Some((a, b)) = get(G_LEVEL) {
+                if let Some(l) = normalize_level(Cow::Borrowed(&text[a..b]), rule.level) {
+                    found.level = Some(l);
+                    found.prov.level = Some(source);
+                }
+            }
+        }
+        if found.timestamp.is_none() {
+            if let Some((a, b)) = get(G_TIMESTAMP) {
+                found.timestamp = Some(Cow::Borrowed(&text[a..b]));
+                found.prov.timestamp = Some(source);
+            }
+        }
+        if need & group_bit(G_MESSAGE) != 0 && found.message.is_none() {
+            found.message = get(G_MESSAGE).map(|(a, b)| Cow::Borrowed(&text[a..b]));
+        }
+        if found.service.is_none() {
+            found.service = get(G_SERVICE).map(|(a, b)| Cow::Borrowed(&text[a..b]));
+        }
+        need = want & !found.filled();
+        if need == 0 {
+            break;
         }
     }
 }
@@ -484,11 +738,25 @@ impl<'a> BorrowedObject<'a> {
         }
         let (head, rest) = path.split_once('.')?;
         let (_, nested) = self.0.iter().find(|(k, _)| k == head)?;
-        if !nested.get().starts_with('{') {
-            return None;
+        let nested: &'a RawValue = nested;
+        match nested.get().as_bytes().first()? {
+            b'{' => {
+                let inner: BorrowedObject<'a> = serde_json::from_str(nested.get()).ok()?;
+                inner.lookup(rest)
+            }
+            // An array of objects (.NET's `Scopes`): the first element that has the path.
+            b'[' => {
+                let items: Vec<&'a RawValue> = serde_json::from_str(nested.get()).ok()?;
+                items.into_iter().find_map(|item| {
+                    if !item.get().starts_with('{') {
+                        return None;
+                    }
+                    let inner: BorrowedObject<'a> = serde_json::from_str(item.get()).ok()?;
+                    inner.lookup(rest)
+                })
+            }
+            _ => None,
         }
-        let inner: BorrowedObject<'a> = serde_json::from_str(nested.get()).ok()?;
-        inner.lookup(rest)
     }
 }
 

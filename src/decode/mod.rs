@@ -11,6 +11,7 @@
 
 pub mod ids;
 pub mod intern;
+pub mod level;
 pub mod logline;
 pub mod otlp;
 pub mod rules;

@@ -5,13 +5,27 @@
 //!   value. A name with dots (`trace.id`) is tried first as a literal key, then as a path into
 //!   nested objects (`{"trace":{"id":…}}`). An entry may declare the id encoding
 //!   (`{path: dd.trace_id, encoding: decimal}`).
+//!   An entry may also give a `default` used when the field is absent but the field named by
+//!   `when` is present (Serilog CLEF: no `@l` means Information).
 //! - `text`: regexes with named groups (`trace_id`, `span_id`, `traceparent`, `level`,
-//!   `timestamp`, `message`, `service`), all applied to plain-text lines (and to the message of a
-//!   JSON or logfmt line that had no id field); the first rule to capture a value wins it.
+//!   `timestamp`, `message`, `service`), applied in order to plain-text lines (and to the message
+//!   of a JSON or logfmt line that had no id field); the first rule to capture a value wins it.
+//!   `traceparent` takes any propagation header value (W3C, B3 single, Jaeger, X-Ray). A rule may
+//!   declare its id `encoding` and its `level` scheme (`syslog_pri`).
+//!
+//! An id a rule or field captures that is not well formed for its encoding, or that is only a
+//! piece of a longer token (the `1` of an X-Ray id `1-5759e988-…`), is no id: the value stays
+//! free for later rules and the rejection is counted (`tracejoin_log_ids_rejected_total`).
+//!
+//! Applying: a rule is skipped when every group it captures is already filled, and one
+//! Aho-Corasick pass over the line for the literals the rules need (derived from each regex:
+//! `trace`, `uber-trace-id`, `root=1-`, …) says which rules can match at all, so a line costs
+//! one scan plus the captures of the rules that match it.
 //!
 //! Compilation checks every regex and every group name, and the error names the rule.
 
 use super::ids::IdEncoding;
+use super::level::LevelScheme;
 use serde::Deserialize;
 use std::path::Path;
 use thiserror::Error;
@@ -22,13 +36,19 @@ use thiserror::Error;
 pub enum FieldRef {
     /// A field name or dotted path.
     Path(String),
-    /// A field with its id encoding.
+    /// A field with its id encoding, or a default.
     Spec {
         /// Field name or dotted path.
         path: String,
         /// How the id in it is written.
         #[serde(default)]
         encoding: IdEncoding,
+        /// The value when the field is absent (and `when` is present).
+        #[serde(default)]
+        default: Option<String>,
+        /// The field whose presence makes `default` apply.
+        #[serde(default)]
+        when: Option<String>,
     },
 }
 
@@ -44,6 +64,17 @@ impl FieldRef {
         match self {
             FieldRef::Path(_) => IdEncoding::Auto,
             FieldRef::Spec { encoding, .. } => *encoding,
+        }
+    }
+    /// The default value and the field that must be present for it to apply.
+    pub fn default(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            FieldRef::Spec {
+                default: Some(d),
+                when,
+                ..
+            } => Some((d, when.as_deref())),
+            _ => None,
         }
     }
 }
@@ -76,6 +107,12 @@ pub struct TextRule {
     pub name: String,
     /// The regex; its named groups say what it captures.
     pub pattern: String,
+    /// How the ids it captures are written.
+    #[serde(default)]
+    pub encoding: IdEncoding,
+    /// How the level it captures is written.
+    #[serde(default)]
+    pub level: LevelScheme,
 }
 
 /// The rules file as written.
@@ -99,6 +136,26 @@ pub const GROUPS: [&str; 7] = [
     "service",
 ];
 
+/// Bit of a group (index in [`GROUPS`]) in a group mask.
+pub const fn group_bit(group: usize) -> u8 {
+    1 << group
+}
+
+/// Index of `trace_id` in [`GROUPS`].
+pub const G_TRACE_ID: usize = 0;
+/// Index of `span_id`.
+pub const G_SPAN_ID: usize = 1;
+/// Index of `traceparent`.
+pub const G_TRACEPARENT: usize = 2;
+/// Index of `level`.
+pub const G_LEVEL: usize = 3;
+/// Index of `timestamp`.
+pub const G_TIMESTAMP: usize = 4;
+/// Index of `message`.
+pub const G_MESSAGE: usize = 5;
+/// Index of `service`.
+pub const G_SERVICE: usize = 6;
+
 /// A compiled text rule.
 #[derive(Debug, Clone)]
 pub struct CompiledTextRule {
@@ -106,6 +163,36 @@ pub struct CompiledTextRule {
     pub name: String,
     /// The regex.
     pub regex: regex::Regex,
+    /// How its ids are written.
+    pub encoding: IdEncoding,
+    /// How its level is written.
+    pub level: LevelScheme,
+    /// Capture index of each group of [`GROUPS`] it has.
+    pub slots: [Option<usize>; 7],
+    /// The values it can fill, as a mask of [`group_bit`]s (`traceparent` counts as trace and
+    /// span id).
+    pub fills: u8,
+}
+
+/// Where a value came from, for `tracejoin check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Entry `index` of the field list of group `group` (index in [`GROUPS`]).
+    Field {
+        /// The list (index in [`GROUPS`]).
+        group: u8,
+        /// The entry.
+        index: u16,
+    },
+    /// The `default` of that entry (the field was absent).
+    Default {
+        /// The list (index in [`GROUPS`]).
+        group: u8,
+        /// The entry.
+        index: u16,
+    },
+    /// Text rule `index`.
+    Rule(u16),
 }
 
 /// Rules ready to apply.
@@ -115,6 +202,210 @@ pub struct CompiledRules {
     pub fields: FieldRules,
     /// Compiled text regexes, in file order.
     pub text: Vec<CompiledTextRule>,
+    /// Which rules can match a line, from the literals each needs, in one pass.
+    pub prefilter: Option<Prefilter>,
+}
+
+/// The literals the text rules need: a rule can match only a line holding one of its literals
+/// (ASCII case-insensitively), so one Aho-Corasick pass rules most of them out.
+#[derive(Debug, Clone)]
+pub struct Prefilter {
+    ac: aho_corasick::AhoCorasick,
+    /// Rule bits per literal.
+    rules_of: Vec<u64>,
+    /// Rules that need no literal (always candidates).
+    always: u64,
+}
+
+impl Prefilter {
+    fn new(rules: &[CompiledTextRule], patterns: &[String]) -> Option<Self> {
+        if rules.len() > 64 {
+            return None;
+        }
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut rules_of: Vec<u64> = Vec::new();
+        let mut always = 0u64;
+        for (i, p) in patterns.iter().enumerate() {
+            let need = regex_syntax::parse(p).ok().and_then(|h| required(&h));
+            match need {
+                Some(set) if !set.is_empty() => {
+                    for lit in set {
+                        match literals.iter().position(|l| *l == lit) {
+                            Some(j) => rules_of[j] |= 1 << i,
+                            None => {
+                                literals.push(lit);
+                                rules_of.push(1 << i);
+                            }
+                        }
+                    }
+                }
+                _ => always |= 1 << i,
+            }
+        }
+        let ac = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&literals)
+            .ok()?;
+        Some(Prefilter {
+            ac,
+            rules_of,
+            always,
+        })
+    }
+
+    /// The rules (bits) that can match `text`.
+    pub fn candidates(&self, text: &str) -> u64 {
+        let mut bits = self.always;
+        for m in self.ac.find_overlapping_iter(text) {
+            bits |= self.rules_of[m.pattern().as_usize()];
+        }
+        bits
+    }
+}
+
+/// A byte that a node matches, if it matches exactly one ASCII character up to case.
+fn single_char(h: &regex_syntax::hir::Hir) -> Option<u8> {
+    use regex_syntax::hir::{Class, HirKind};
+    match h.kind() {
+        HirKind::Literal(l) if l.0.len() == 1 => Some(l.0[0].to_ascii_lowercase()),
+        HirKind::Class(Class::Unicode(c)) => {
+            let mut chars = c.iter().flat_map(|r| r.start()..=r.end());
+            let first = chars.next()?;
+            if !first.is_ascii() {
+                return None;
+            }
+            let lower = first.to_ascii_lowercase();
+            let mut n = 1;
+            for ch in chars {
+                n += 1;
+                if n > 2 || !ch.is_ascii() || ch.to_ascii_lowercase() != lower {
+                    return None;
+                }
+            }
+            Some(lower as u8)
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let mut bytes = c.iter().flat_map(|r| r.start()..=r.end());
+            let first = bytes.next()?;
+            let lower = first.to_ascii_lowercase();
+            let mut n = 1;
+            for b in bytes {
+                n += 1;
+                if n > 2 || b.to_ascii_lowercase() != lower {
+                    return None;
+                }
+            }
+            Some(lower)
+        }
+        _ => None,
+    }
+}
+
+/// Literals (lowercase) one of which every match of `h` contains, or `None` if there is no
+/// such set. Prefers the set whose shortest literal is longest.
+fn required(h: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::HirKind;
+    let score = |s: &Vec<Vec<u8>>| s.iter().map(Vec::len).min().unwrap_or(0);
+    match h.kind() {
+        HirKind::Literal(l) => Some(vec![l.0.to_ascii_lowercase()]),
+        HirKind::Capture(c) => required(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => required(&r.sub),
+        HirKind::Alternation(alts) => {
+            let mut all = Vec::new();
+            for a in alts {
+                all.extend(required(a)?);
+            }
+            Some(all)
+        }
+        HirKind::Concat(parts) => {
+            let mut best: Option<Vec<Vec<u8>>> = None;
+            let mut run: Vec<u8> = Vec::new();
+            let offer = |cand: Vec<Vec<u8>>, best: &mut Option<Vec<Vec<u8>>>| {
+                if best.as_ref().is_none_or(|b| score(&cand) > score(b)) {
+                    *best = Some(cand);
+                }
+            };
+            for p in parts {
+                if let Some(c) = single_char(p) {
+                    run.push(c);
+                    continue;
+                }
+                if let HirKind::Literal(l) = p.kind() {
+                    run.extend(l.0.to_ascii_lowercase());
+                    continue;
+                }
+                if !run.is_empty() {
+                    offer(vec![std::mem::take(&mut run)], &mut best);
+                }
+                if let Some(set) = required(p) {
+                    offer(set, &mut best);
+                }
+            }
+            if !run.is_empty() {
+                offer(vec![run], &mut best);
+            }
+            best
+        }
+        _ => single_char(h).map(|c| vec![vec![c]]),
+    }
+}
+
+impl FieldRules {
+    /// The field list of group `group` (index in [`GROUPS`]).
+    pub fn list(&self, group: usize) -> &[FieldRef] {
+        match group {
+            G_TRACE_ID => &self.trace_id,
+            G_SPAN_ID => &self.span_id,
+            G_TRACEPARENT => &self.traceparent,
+            G_LEVEL => &self.level,
+            G_TIMESTAMP => &self.timestamp,
+            G_MESSAGE => &self.message,
+            _ => &self.service,
+        }
+    }
+}
+
+impl CompiledRules {
+    /// Names a source: `field "@tr"`, `rule "sleuth"`, `default of "@l"`.
+    pub fn describe(&self, source: Source) -> String {
+        match source {
+            Source::Field { group, index } => format!(
+                "field {:?}",
+                self.fields
+                    .list(group as usize)
+                    .get(index as usize)
+                    .map_or("?", FieldRef::path)
+            ),
+            Source::Default { group, index } => format!(
+                "absent field {:?} (default)",
+                self.fields
+                    .list(group as usize)
+                    .get(index as usize)
+                    .map_or("?", FieldRef::path)
+            ),
+            Source::Rule(i) => format!(
+                "rule {:?}",
+                self.text.get(i as usize).map_or("?", |r| r.name.as_str())
+            ),
+        }
+    }
+
+    /// The metric label of a source: the rule name, or `field:<path>`.
+    pub fn label(&self, source: Source) -> String {
+        match source {
+            Source::Rule(i) => self
+                .text
+                .get(i as usize)
+                .map_or_else(|| "?".into(), |r| r.name.clone()),
+            Source::Field { group, index } | Source::Default { group, index } => format!(
+                "field:{}",
+                self.fields
+                    .list(group as usize)
+                    .get(index as usize)
+                    .map_or("?", FieldRef::path)
+            ),
+        }
+    }
 }
 
 /// Why a rules file was rejected.
@@ -200,14 +491,36 @@ impl ExtractRules {
                     group: bad.to_string(),
                 });
             }
+            let mut slots = [None; 7];
+            for (i, name) in regex.capture_names().enumerate() {
+                if let Some(g) = name.and_then(|n| GROUPS.iter().position(|g| *g == n)) {
+                    slots[g] = Some(i);
+                }
+            }
+            let mut fills = 0u8;
+            for (g, slot) in slots.iter().enumerate() {
+                if slot.is_some() {
+                    fills |= group_bit(g);
+                }
+            }
+            if fills & group_bit(G_TRACEPARENT) != 0 {
+                fills |= group_bit(G_TRACE_ID) | group_bit(G_SPAN_ID);
+            }
             text.push(CompiledTextRule {
                 name: rule.name.clone(),
                 regex,
+                encoding: rule.encoding,
+                level: rule.level,
+                slots,
+                fills,
             });
         }
+        let patterns: Vec<String> = self.text.iter().map(|r| r.pattern.clone()).collect();
+        let prefilter = Prefilter::new(&text, &patterns);
         Ok(CompiledRules {
             fields: self.fields.clone(),
             text,
+            prefilter,
         })
     }
 }
@@ -243,6 +556,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("t.yaml") && err.contains("trace"), "{err}");
+    }
+
+    #[test]
+    fn required_literals() {
+        let req = |p: &str| {
+            required(&regex_syntax::parse(p).unwrap()).map(|s| {
+                s.into_iter()
+                    .map(|l| String::from_utf8(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(req("(?i)uber-trace-id[=:]x").unwrap(), ["uber-trace-id"]);
+        assert_eq!(
+            req(r"(?i)\b(?:trace[_.]?id|otelTraceID)[=:]").unwrap(),
+            ["trace", "oteltraceid"]
+        );
+        assert_eq!(req(r"^\d+").as_deref(), None);
+        assert_eq!(req(r"(?i)\[(?:info|warn)\]").unwrap(), ["info", "warn"]);
+        // (?i)s also matches U+017F: no literal through it
+        assert_eq!(req("(?i)spans").unwrap(), ["pan"]);
+        let rules = ExtractRules::builtin().compile().unwrap();
+        let pf = rules.prefilter.as_ref().unwrap();
+        let idx = |n: &str| rules.text.iter().position(|r| r.name == n).unwrap();
+        let c = pf.candidates("GET / uBer-Trace-Id: 1:2:0:1");
+        assert!(c & (1 << idx("jaeger")) != 0);
+        assert!(c & (1 << idx("datadog")) == 0);
     }
 
     #[test]

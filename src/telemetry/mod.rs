@@ -368,6 +368,26 @@ impl Metrics {
     }
 }
 
+/// `tracejoin_log_ids_rejected_total{rule}`: ids an extraction rule captured that were not well
+/// formed (or only a piece of a longer token), so yielded nothing. Label: the text rule's name,
+/// or `field:<path>` for a field rule (both from the rules file). Registered with the other
+/// metrics on first use.
+static LOG_IDS_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        metrics().registry(),
+        "tracejoin_log_ids_rejected_total",
+        "Trace or span ids an extraction rule captured that were not well-formed ids of their kind (so yielded nothing), by rule.",
+        &["rule"],
+    )
+});
+
+impl Metrics {
+    /// An extraction rule captured something that is not a well-formed id.
+    pub fn log_id_rejected(&self, rule: &str) {
+        LOG_IDS_REJECTED.with_label_values(&[rule]).inc();
+    }
+}
+
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 /// The process's metrics.
