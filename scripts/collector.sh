@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The OpenTelemetry Collector (Kafka receiver, spanmetrics connector, Prometheus exporter) that
-# tests/red_collector.rs cross-checks the RED metrics against, built with the machine's own Go
+# tests/red_collector.rs cross-checks the RED metrics against, and (OTLP receiver, Kafka exporter)
+# the producer of tests/scale_out.rs, built with the machine's own Go
 # configuration (modules from `go env GOPROXY`).
 #   scripts/collector.sh install   build it into the cache unless already there
 #   scripts/collector.sh bin       print the binary's path; exit 1 if it is not built

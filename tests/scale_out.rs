@@ -1,7 +1,8 @@
-//! Scale-out with the producers people run: real OpenTelemetry SDK telemetry produced the way the
-//! Collector's Kafka exporter writes it at its default settings — unkeyed, the spans of several
-//! traces batched into one record — and unkeyed logs, into **three instances of two workers
-//! each** in one consumer group.
+//! Scale-out with the producers people run: real OpenTelemetry SDK telemetry sent over OTLP to a
+//! real OpenTelemetry Collector (built here from the Go module proxy) whose Kafka exporter runs at
+//! its default settings — unkeyed records, each holding the spans of whatever traces a request
+//! carried (eight here, as an SDK's batch span processor sends them) — plus unkeyed JSON log
+//! lines, into **three instances of two workers each** in one consumer group.
 //!
 //! With `inputs.repartition: auto` every log gets the outcome the producer's manifest predicts
 //! (what one instance gives). With `never`, the same traffic is mis-joined — the contrast is
@@ -32,6 +33,7 @@ struct Outcome {
 }
 
 async fn run(policy: RepartitionPolicy, seed: &str) -> Outcome {
+    use common::services::Collector;
     let python = std::env::var("TRACEJOIN_PYTHON")
         .expect("TRACEJOIN_PYTHON is not set: run the suite with scripts/test.sh");
     let (spans, logs, out, dlq) = (
@@ -75,6 +77,7 @@ async fn run(policy: RepartitionPolicy, seed: &str) -> Outcome {
     }
     tokio::time::sleep(Duration::from_secs(8)).await;
 
+    let (collector, otlp_url) = Collector::start_exporter(&spans, &logs);
     let manifest_path = std::env::temp_dir().join(format!("{}.jsonl", unique("manifest")));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otel/produce.py");
     let status = tokio::task::spawn_blocking({
@@ -85,7 +88,7 @@ async fn run(policy: RepartitionPolicy, seed: &str) -> Outcome {
             std::process::Command::new(python)
                 .args([script, "--bootstrap", &bootstrap(), "--spans-topic", &spans])
                 .args(["--logs-topic", &logs, "--traces", "60", "--seed", &seed])
-                .args(["--unkeyed", "--batch", "8"])
+                .args(["--unkeyed", "--batch", "8", "--otlp-endpoint", &otlp_url])
                 .arg("--manifest")
                 .arg(&manifest_path)
                 .status()
@@ -94,7 +97,11 @@ async fn run(policy: RepartitionPolicy, seed: &str) -> Outcome {
     .await
     .unwrap()
     .expect("run produce.py");
-    assert!(status.success(), "produce.py failed: {status}");
+    assert!(
+        status.success(),
+        "produce.py failed: {status}\nCollector log:\n{}",
+        collector.log()
+    );
     let manifest: Vec<serde_json::Value> = std::fs::read_to_string(&manifest_path)
         .expect("manifest")
         .lines()
@@ -123,6 +130,32 @@ async fn run(policy: RepartitionPolicy, seed: &str) -> Outcome {
             .expect("pipeline ran without error");
     }
     let records = consume(&out, usize::MAX, Duration::from_secs(4));
+
+    // What the Collector's exporter wrote: unkeyed records, some holding several traces.
+    let span_records = consume(&spans, usize::MAX, Duration::from_secs(4));
+    assert!(
+        !span_records.is_empty(),
+        "the Collector wrote no span record"
+    );
+    assert!(
+        span_records.iter().all(|r| r.key.is_none()),
+        "the exporter at its defaults does not key records"
+    );
+    let most_traces = span_records
+        .iter()
+        .map(|r| {
+            let mut parts = Vec::new();
+            tracejoin::sources::repartition::split_spans_proto(&r.payload, &mut parts)
+                .expect("OTLP protobuf");
+            parts.len()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        most_traces > 1,
+        "a span record holds several traces (at most {most_traces} seen)"
+    );
+    drop(collector);
 
     let re = regex::Regex::new(r"log_id=(\w+)").unwrap();
     let mut got: HashMap<String, Vec<serde_json::Value>> = HashMap::new();

@@ -234,6 +234,49 @@ impl Collector {
         }
     }
 
+    /// The Collector as a producer: OTLP/HTTP in, its Kafka exporter (default settings) out to
+    /// `spans_topic` and `logs_topic` (`tests/collector/exporter.yaml`). `otlp_url` is the
+    /// receiver's base URL.
+    pub fn start_exporter(spans_topic: &str, logs_topic: &str) -> (Self, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("otelcol.log");
+        let port = super::free_port();
+        let child = Command::new(collector_bin())
+            .arg(format!(
+                "--config={}",
+                super::repo()
+                    .join("tests/collector/exporter.yaml")
+                    .display()
+            ))
+            .env("TRACEJOIN_COLLECTOR_BROKERS", super::bootstrap())
+            .env("TRACEJOIN_COLLECTOR_SPANS_TOPIC", spans_topic)
+            .env("TRACEJOIN_COLLECTOR_LOGS_TOPIC", logs_topic)
+            .env("TRACEJOIN_COLLECTOR_OTLP_PORT", port.to_string())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .expect("start the Collector");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the Collector's OTLP receiver never listened: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        (
+            Collector {
+                child,
+                log,
+                _dir: dir,
+                metrics_url: String::new(),
+            },
+            url,
+        )
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

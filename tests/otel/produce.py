@@ -18,6 +18,11 @@ per log) says what tracejoin is expected to decide for it.
 settings: no keys, and the spans of N traces batched into one ExportTraceServiceRequest (the
 batch processor's doing), so a record holds many traces and says nothing of where they belong.
 
+--otlp-endpoint URL sends the spans and the OTLP logs to a Collector's OTLP/HTTP receiver
+instead (POST /v1/traces, /v1/logs, protobuf, as the SDK's OTLP exporters do), N traces per
+request; the Collector's Kafka exporter writes them to the topics. JSON lines still go straight
+to the logs topic, as a log shipper would send them.
+
 The scenario mix is a function of --seed; trace and span ids are not (the SDK draws them),
 so that two runs against the same broker never share a trace.
 """
@@ -482,6 +487,52 @@ class Sink:
             raise SystemExit("produce.py: " + "; ".join(self.errors[:5]))
 
 
+spans_posted = [0]
+
+
+def post(url: str, body: bytes) -> None:
+    import urllib.request
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": "application/x-protobuf"})
+    for attempt in range(50):
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                if resp.status // 100 == 2:
+                    if url.endswith("/v1/traces"):
+                        spans_posted[0] += 1
+                    return
+        except OSError:
+            import time
+            time.sleep(0.2)
+    raise SystemExit(f"produce.py: the Collector at {url} refused the export")
+
+
+def wait_for_topic(bootstrap: str, topic: str) -> None:
+    """Waits (up to 60 s) until the topic has records and their count has not moved for 2 s
+    (the Collector's queue may merge requests, so counts need not match what was posted)."""
+    import time
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "produce-py-wait"})
+    deadline = time.time() + 60
+    last = [-1, time.time()]
+    try:
+        while time.time() < deadline:
+            meta = c.list_topics(topic, timeout=10).topics[topic]
+            total = 0
+            for p in meta.partitions:
+                low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                total += high - low
+            if total > 0 and total == last[0]:
+                if time.time() - last[1] >= 2:
+                    return
+            else:
+                last[:] = [total, time.time()]
+            time.sleep(0.2)
+    finally:
+        c.close()
+    raise SystemExit(f"produce.py: the Collector did not deliver to {topic} in 60 s")
+
+
 def ensure_topics(bootstrap: str, topics: list[str]) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
@@ -519,6 +570,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--unkeyed", action="store_true", help="produce every record without a key")
     ap.add_argument("--batch", type=int, default=1, help="traces per span record")
+    ap.add_argument("--otlp-endpoint", help="a Collector's OTLP/HTTP receiver, e.g. http://127.0.0.1:4318")
     args = ap.parse_args()
     if args.traces < 1:
         ap.error("--traces must be at least 1")
@@ -543,9 +595,22 @@ def main() -> int:
         record = (key(format_trace_id(spans[0].context.trace_id)), encode_spans(spans).SerializeToString())
         spans.clear()
         if out is None:
-            sink.send(args.spans_topic, *record)
+            send_spans(record)
         else:
             out.append(record)
+
+    def send_spans(record) -> None:
+        if args.otlp_endpoint:
+            post(args.otlp_endpoint + "/v1/traces", record[1])
+        else:
+            sink.send(args.spans_topic, *record)
+
+    def send_log(k, value: bytes) -> None:
+        # OTLP logs are protobuf (they start with field 1, 0x0a); JSON lines start with '{'.
+        if args.otlp_endpoint and not value.startswith(b"{"):
+            post(args.otlp_endpoint + "/v1/logs", value)
+        else:
+            sink.send(args.logs_topic, key(k), value)
 
     for i, kind in enumerate(kinds):
         if rng.random() < 0.3:
@@ -571,19 +636,23 @@ def main() -> int:
                 if len({s.context.trace_id for s in late_batch}) >= args.batch:
                     flush_batch(late_batch, late_spans)
         for k, value in log_records:
-            sink.send(args.logs_topic, key(k), value)
+            send_log(k, value)
 
     if not any(e.expected_outcome == "no_trace_id" for e in run.manifest):
         context_free_log(run, telemetry)
     for k, value in telemetry.take_log_records():
-        sink.send(args.logs_topic, key(k), value)
+        send_log(k, value)
     flush_batch(batch)
     flush_batch(late_batch, late_spans)
 
     sink.flush()
-    for k, value in late_spans:
-        sink.send(args.spans_topic, k, value)
+    for record in late_spans:
+        send_spans(record)
     sink.flush()
+    if args.otlp_endpoint:
+        # The Collector's sending queue delivers asynchronously: wait until its exports are in
+        # Kafka, so a manifest on disk still means its data is there.
+        wait_for_topic(args.bootstrap, args.spans_topic)
     telemetry.shutdown()
 
     # Written only once everything is delivered: a manifest on disk means its data is in Kafka.
