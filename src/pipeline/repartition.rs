@@ -63,14 +63,10 @@ fn decide(config: &Config, rules: Arc<CompiledRules>) -> Result<RepartitionPlan,
         partitions: 1,
         spans_topic: format!("{group}.repartition.spans"),
         logs_topic: format!("{group}.repartition.logs"),
+        spans_topic_exists: false,
+        logs_topic_exists: false,
     };
     let policy = config.inputs.repartition;
-    if policy == RepartitionPolicy::Never {
-        tracing::info!(
-            "inputs.repartition: never — the input topics must be co-partitioned by trace id"
-        );
-        return Ok(plan);
-    }
     let mut c = base_client_config(config);
     c.set("group.id", format!("{group}.repartition-sample"))
         .set("enable.auto.commit", "false")
@@ -85,11 +81,25 @@ fn decide(config: &Config, rules: Arc<CompiledRules>) -> Result<RepartitionPlan,
             .unwrap_or(0)
     };
     let counts: Vec<i32> = names.iter().map(|n| count(n)).collect();
-    let internal_exists = count(&plan.spans_topic) > 0 || count(&plan.logs_topic) > 0;
-    plan.partitions = config
-        .inputs
-        .repartition_partitions
-        .unwrap_or_else(|| counts.iter().copied().max().unwrap_or(1).max(1));
+    let existing = [count(&plan.spans_topic), count(&plan.logs_topic)];
+    plan.spans_topic_exists = existing[0] > 0;
+    plan.logs_topic_exists = existing[1] > 0;
+    let internal_exists = existing.iter().any(|n| *n > 0);
+    plan.partitions = match existing.iter().copied().max().filter(|n| *n > 0) {
+        // Existing internal topics keep their partition count: re-key to what is there.
+        Some(n) => n,
+        None => config
+            .inputs
+            .repartition_partitions
+            .unwrap_or_else(|| counts.iter().copied().max().unwrap_or(1).max(1)),
+    };
+    if policy == RepartitionPolicy::Never {
+        tracing::info!(
+            drains_internal_topics = internal_exists,
+            "inputs.repartition: never — the input topics must be co-partitioned by trace id"
+        );
+        return Ok(plan);
+    }
     if policy == RepartitionPolicy::Always {
         plan.rekey.iter_mut().for_each(|r| *r = true);
         tracing::info!(
@@ -98,7 +108,7 @@ fn decide(config: &Config, rules: Arc<CompiledRules>) -> Result<RepartitionPlan,
         );
         return Ok(plan);
     }
-    if counts.iter().all(|c| *c <= 1) && plan.partitions <= 1 {
+    if counts.iter().all(|c| *c <= 1) && plan.partitions <= 1 && !internal_exists {
         tracing::info!("inputs.repartition: auto — every input topic has one partition: co-partitioned as it is");
         return Ok(plan);
     }
@@ -192,6 +202,15 @@ fn decide(config: &Config, rules: Arc<CompiledRules>) -> Result<RepartitionPlan,
                 true,
                 "no evidence that its producers key by trace id".into(),
             ),
+        };
+        // The group's decision sticks: once a member re-keys a kind of input, every member
+        // does, whatever its own sample says, so no trace is split between the two paths.
+        let (on, why): (bool, String) = if !on && i == 0 && plan.spans_topic_exists {
+            (true, "the group's internal spans topic exists".into())
+        } else if !on && i > 0 && plan.logs_topic_exists {
+            (true, "the group's internal logs topic exists".into())
+        } else {
+            (on, why)
         };
         plan.rekey[i] = on;
         tracing::info!(

@@ -74,6 +74,10 @@ pub struct RepartitionPlan {
     pub spans_topic: String,
     /// `<group_id>.repartition.logs`.
     pub logs_topic: String,
+    /// The internal spans topic exists already (some member re-keys into it): consume it.
+    pub spans_topic_exists: bool,
+    /// The internal logs topic exists already: consume it.
+    pub logs_topic_exists: bool,
 }
 
 impl RepartitionPlan {
@@ -118,10 +122,12 @@ impl TopicTable {
             };
             (Arc::from(l.topic.as_str()), role)
         }));
-        if plan.spans() {
+        // An internal topic that exists is consumed even when this member re-keys nothing into
+        // it: what other members (or an earlier run) put there must not be stranded.
+        if plan.spans() || plan.spans_topic_exists {
             topics.push((plan.spans_topic.as_str().into(), TopicRole::RekeyedSpans));
         }
-        if plan.logs() {
+        if plan.logs() || plan.logs_topic_exists {
             topics.push((plan.logs_topic.as_str().into(), TopicRole::RekeyedLogs));
         }
         TopicTable(topics)
