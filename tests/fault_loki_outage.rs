@@ -61,6 +61,10 @@ async fn a_loki_outage_pauses_consumption_and_loses_nothing() {
     );
     cfg.outputs.loki = Some(serde_yaml::from_str(&loki_yaml).unwrap());
     cfg.limits.max_in_flight = MAX_IN_FLIGHT;
+    // The bound asserted below is one worker's (the process's bound is shared among workers,
+    // and each may overshoot by a batch): one worker, inputs joined as they are.
+    cfg.workers = tracejoin::config::Workers::Count(1);
+    cfg.inputs.repartition = tracejoin::sources::repartition::RepartitionPolicy::Never;
     let group = cfg.kafka.group_id.clone();
     let running = start(cfg);
     let load = Load::start(&bootstrap(), &t.spans, &t.logs, 1500, 100);

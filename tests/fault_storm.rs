@@ -34,6 +34,15 @@ async fn a_storm_of_traces_is_evicted_within_the_memory_bound() {
         "  max_traces: {MAX_TRACES}\n  max_state_bytes: {MAX_STATE_MIB}MiB\nlimits:\n  max_in_flight: {MAX_IN_FLIGHT}\nshutdown:\n  emit_waiting_logs: true\n"
     );
     let config = write_config(dir.path(), &group, &spans, &logs, &out, &dlq, &extra);
+    // The bound below is one worker's over co-partitioned inputs: say so in the config rather
+    // than inherit `workers: auto` and `inputs.repartition: auto` (each further worker adds its
+    // consumer's buffers; repartitioning adds the internal topics' — see the README, Memory).
+    let yaml = std::fs::read_to_string(&config).unwrap().replacen(
+        "inputs:\n",
+        "workers: 1\ninputs:\n  repartition: never\n",
+        1,
+    );
+    std::fs::write(&config, yaml).unwrap();
     // Every log its own trace, none with spans: each waits, and the state overflows.
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
