@@ -175,6 +175,9 @@ struct Table {
     next_expiry: Option<Instant>,
     overflowed: u64,
     duplicates: u64,
+    /// The redelivery filter, shared by the process's workers: a partition that moves between
+    /// them in a rebalance replays its held span records, and those were counted already.
+    dedup: Dedup,
 }
 
 impl Table {
@@ -230,8 +233,6 @@ pub struct RedMetrics {
     /// Indexed by `SpanKind as usize`.
     counted_kinds: [bool; 6],
     dimensions: Vec<DimSpec>,
-    dedup: Dedup,
-    dedup_window: usize,
     key_buf: String,
     max_series: usize,
     idle_timeout: Duration,
@@ -259,6 +260,7 @@ impl RedMetrics {
             next_expiry: None,
             overflowed: 0,
             duplicates: 0,
+            dedup: Dedup::new(cfg.dedup_window),
         }));
         let mut counted_kinds = [false; 6];
         for k in &cfg.span_kinds {
@@ -293,8 +295,6 @@ impl RedMetrics {
                     default: d.default.as_deref().map(Into::into),
                 })
                 .collect(),
-            dedup: Dedup::new(cfg.dedup_window),
-            dedup_window: cfg.dedup_window,
             key_buf: String::with_capacity(128),
             max_series: cfg.max_series,
             idle_timeout: cfg.series_idle_timeout,
@@ -303,16 +303,14 @@ impl RedMetrics {
     }
 
     /// A handle for another worker of the same process: the same series (one table, one
-    /// registry, so cardinality does not grow with the workers), its own redelivery filter (a
-    /// partition's redeliveries reach the worker that owns it).
+    /// registry, so cardinality does not grow with the workers) and the same redelivery filter
+    /// (a partition moved between workers replays span records already counted).
     pub fn for_another_worker(&self) -> RedMetrics {
         RedMetrics {
             enabled: self.enabled,
             table: self.table.clone(),
             counted_kinds: self.counted_kinds,
             dimensions: self.dimensions.clone(),
-            dedup: Dedup::new(self.dedup_window),
-            dedup_window: self.dedup_window,
             key_buf: String::with_capacity(128),
             max_series: self.max_series,
             idle_timeout: self.idle_timeout,
@@ -344,7 +342,7 @@ impl RedMetrics {
             if !self.counted_kinds[s.kind as usize] {
                 continue;
             }
-            if !self.dedup.first_time(s.trace_id, s.span_id) {
+            if !table.dedup.first_time(s.trace_id, s.span_id) {
                 done.duplicates += 1;
                 continue;
             }
@@ -434,6 +432,6 @@ impl RedMetrics {
 
     /// Span ids the redelivery filter currently remembers.
     pub fn dedup_len(&self) -> usize {
-        self.dedup.len()
+        self.lock().dedup.len()
     }
 }
