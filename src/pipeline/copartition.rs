@@ -38,15 +38,19 @@ impl CopartitionCheck {
         }
     }
 
-    /// Checks one record of a topic joined without repartitioning.
-    pub(super) fn check(&mut self, m: &BorrowedMessage<'_>, topic: u16, topics: &TopicTable) {
-        let count = self
-            .partition_counts
+    /// The topic's partition count as last fetched (0 until known).
+    fn partition_count(&self, topic: u16) -> i32 {
+        self.partition_counts
             .borrow()
             .get(topic as usize)
             .copied()
-            .unwrap_or(0);
+            .unwrap_or(0)
+    }
+
+    /// Checks one record of a topic joined without repartitioning.
+    pub(super) fn check(&mut self, m: &BorrowedMessage<'_>, topic: u16, topics: &TopicTable) {
         let Some(key) = m.key() else { return };
+        let count = self.partition_count(topic);
         let Some(expected) = self.partitioner.partition(key, count) else {
             return;
         };
@@ -73,12 +77,7 @@ impl CopartitionCheck {
     /// trace's other records are, which is as dangerous as a mismatch as soon as the topic has
     /// more than one partition.
     pub(super) fn unkeyed(&mut self, topic: u16, topics: &TopicTable) {
-        let count = self
-            .partition_counts
-            .borrow()
-            .get(topic as usize)
-            .copied()
-            .unwrap_or(0);
+        let count = self.partition_count(topic);
         if count <= 1 {
             return;
         }

@@ -193,21 +193,10 @@ impl Worker {
                 TopicRole::Spans | TopicRole::RekeyedSpans => self
                     .on_spans(payload, key, &ack, now, max_future)
                     .map_err(Refused::from),
-                TopicRole::Logs(format) => self
-                    .on_logs(
-                        payload,
-                        format,
-                        origin,
-                        key,
-                        &ack,
-                        kafka_nanos,
-                        now,
-                        max_future,
-                    )
-                    .map_err(Refused::from),
-                TopicRole::RekeyedLogs => {
-                    let format = match self.topics.role(origin.topic) {
-                        Some(TopicRole::Rekey(Rekey::Logs(f))) => f,
+                TopicRole::Logs(_) | TopicRole::RekeyedLogs => {
+                    // A re-keyed log keeps the format of the input topic it was cut from.
+                    let format = match (role, self.topics.role(origin.topic)) {
+                        (TopicRole::Logs(f), _) | (_, Some(TopicRole::Rekey(Rekey::Logs(f)))) => f,
                         _ => InputLogFormat::Auto,
                     };
                     self.on_logs(
