@@ -183,7 +183,30 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties for consumer and producers (`security.protocol`,
     /// `sasl.mechanisms`, `ssl.ca.location`, …), passed through as written.
     pub properties: BTreeMap<String, String>,
+    /// The consumer group protocol: `classic` (every broker; a member joining or leaving stops
+    /// every member while partitions are handed over) or `consumer` (KIP-848, Kafka 4.0 and
+    /// later: the broker's `range` assignor moves only the partitions that change owner).
+    pub group_protocol: GroupProtocol,
 }
+
+/// `group.protocol`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupProtocol {
+    /// The classic protocol with the client-side `range` assignor (eager).
+    #[default]
+    Classic,
+    /// KIP-848's protocol with the broker-side `range` assignor (incremental).
+    Consumer,
+}
+
+/// Consumer properties the broker owns under the `consumer` group protocol (KIP-848): librdkafka
+/// refuses them there, so the config says which key is wrong instead.
+const CLASSIC_ONLY_CONSUMER_PROPERTIES: [&str; 3] = [
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+];
 
 impl Default for KafkaConfig {
     fn default() -> Self {
@@ -193,6 +216,7 @@ impl Default for KafkaConfig {
             auto_offset_reset: OffsetReset::Earliest,
             commit_interval: Duration::from_secs(1),
             properties: BTreeMap::new(),
+            group_protocol: GroupProtocol::Classic,
         }
     }
 }
@@ -549,6 +573,26 @@ impl Config {
                     &format!("kafka.properties.{key}"),
                     v,
                     "is managed by tracejoin: offsets are committed only when every sink has the record",
+                ));
+            }
+        }
+        if self.kafka.group_protocol == GroupProtocol::Consumer {
+            for key in CLASSIC_ONLY_CONSUMER_PROPERTIES {
+                if let Some(v) = self.kafka.properties.get(key) {
+                    return Err(invalid(
+                        &format!("kafka.properties.{key}"),
+                        v,
+                        "is set by the broker under kafka.group_protocol: consumer (the group's own config, e.g. group.consumer.session.timeout.ms)",
+                    ));
+                }
+            }
+        }
+        if let Some(v) = self.kafka.properties.get("partition.assignment.strategy") {
+            if v != "range" {
+                return Err(invalid(
+                    "kafka.properties.partition.assignment.strategy",
+                    v,
+                    "must be range: the join needs partition p of every input topic on one member",
                 ));
             }
         }

@@ -85,13 +85,13 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
     running.stop().await;
 
     let exposition = running_metrics();
-    let records = consume(&out, usize::MAX, Duration::from_secs(4));
+    let records = read_all(&out, Duration::from_secs(60));
     // Co-partitioning: every keyed record the SDK producer (librdkafka) wrote sits on the
     // partition tracejoin's crc32 computes for its key, and tracejoin counted no mismatch.
     // Both must have looked at records: a check that saw nothing fails.
     let mut keyed = 0;
     for topic in [&spans, &logs] {
-        let input = consume(topic, usize::MAX, Duration::from_secs(4));
+        let input = read_all(topic, Duration::from_secs(60));
         for r in input.iter().filter(|r| r.key.is_some()) {
             let key = r.key.as_deref().unwrap();
             assert_eq!(
@@ -129,6 +129,26 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
     );
     eprintln!("co-partitioning: {keyed} keyed input records on their crc32 partition");
     let got = by_log_id(&records);
+    // Every log exactly once: name all the missing and all the repeated ones at once, which says
+    // more about a failure (a replay, a loss) than the first log that differs.
+    let missing: Vec<&str> = manifest
+        .iter()
+        .map(|m| m["log_id"].as_str().unwrap())
+        .filter(|id| !got.contains_key(*id))
+        .collect();
+    let repeated: Vec<(&String, usize)> = got
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(id, v)| (id, v.len()))
+        .collect();
+    assert!(
+        missing.is_empty() && repeated.is_empty(),
+        "of {} logs, {} never came out ({missing:?}) and {} came out more than once ({repeated:?}); {} output records",
+        manifest.len(),
+        missing.len(),
+        repeated.len(),
+        records.len()
+    );
     let mut outcomes: HashMap<String, usize> = HashMap::new();
     for m in &manifest {
         let id = m["log_id"].as_str().unwrap();

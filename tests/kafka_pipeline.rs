@@ -212,7 +212,7 @@ async fn joins_every_log_shape_exactly_once_on_a_real_broker() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     running.stop().await;
-    let records = consume(&t.out, usize::MAX, Duration::from_secs(4));
+    let records = read_all(&t.out, Duration::from_secs(60));
     let got = by_log_id(&records);
     for (id, (outcome, span_name)) in &expected {
         let versions = got

@@ -50,6 +50,16 @@ impl WatermarkTracker {
         });
     }
 
+    /// Consumption of every partition resumes after a pause (start-up gate, backpressure): the
+    /// silence while paused proves nothing about the stream, so each partition's idle clock
+    /// restarts now. Otherwise the first partition to deliver after a long pause would find the
+    /// others idle and take the watermark past their records still on the way.
+    pub fn resumed(&mut self, now: Instant) {
+        for c in self.partitions.values_mut() {
+            c.last_arrival = c.last_arrival.max(now);
+        }
+    }
+
     /// Stops tracking a partition.
     pub fn revoke(&mut self, key: (u16, i32)) {
         self.partitions.remove(&key);
@@ -105,6 +115,29 @@ impl WatermarkTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pause_longer_than_the_idle_timeout_does_not_make_partitions_idle() {
+        let t0 = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::ZERO, Duration::from_secs(2));
+        w.assign((0, 0), t0);
+        w.assign((1, 0), t0);
+        // Paused for 5 s, then resumed: the logs partition delivers first.
+        let resumed = t0 + Duration::from_secs(5);
+        w.resumed(resumed);
+        w.observe((1, 0), 100 * S, resumed);
+        assert_eq!(
+            w.watermark(resumed + Duration::from_millis(100), None),
+            None,
+            "the spans partition has delivered nothing since the resume: it holds the watermark"
+        );
+        // Without the restart of its idle clock it would not have.
+        let mut stale = WatermarkTracker::new(Duration::ZERO, Duration::from_secs(2));
+        stale.assign((0, 0), t0);
+        stale.assign((1, 0), t0);
+        stale.observe((1, 0), 100 * S, resumed);
+        assert_eq!(stale.watermark(resumed, None), Some(100 * S));
+    }
 
     const S: i64 = 1_000_000_000;
 

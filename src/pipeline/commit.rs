@@ -6,10 +6,10 @@
 //! have drained — the consumer keeps polling, so it keeps its group membership.
 
 use crate::sources::ack::AckLedger;
-use crate::sources::kafka::{SourceConsumer, TopicTable};
+use crate::sources::kafka::{add_with_seen_mark, SourceConsumer, TopicTable};
 use crate::telemetry::{metrics, WorkerMetrics};
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 use std::time::{Duration, Instant};
 
 pub(super) struct Commits {
@@ -53,15 +53,14 @@ impl Commits {
             return;
         }
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &due {
-            let _ =
-                tpl.add_partition_offset(topics.name(*topic), *partition, Offset::Offset(*offset));
+        for ((topic, partition), offset, seen) in &due {
+            add_with_seen_mark(&mut tpl, topics.name(*topic), *partition, *offset, *seen);
         }
         match consumer.commit(&tpl, mode) {
             Ok(()) => {
                 metrics().commit(true);
-                for ((topic, partition), offset) in due {
-                    self.ledger.committed((topic, partition), offset);
+                for ((topic, partition), offset, seen) in due {
+                    self.ledger.committed((topic, partition), offset, seen);
                     metrics().committed_offset(topics.name(topic), partition, offset);
                 }
             }
@@ -72,13 +71,15 @@ impl Commits {
         }
     }
 
-    /// Pauses or resumes consumption for `in_flight` entries in flight.
+    /// Pauses or resumes consumption for `in_flight` entries in flight; true when it has just
+    /// resumed.
     pub(super) fn backpressure(
         &mut self,
         consumer: &SourceConsumer,
         in_flight: usize,
         gauges: &WorkerMetrics,
-    ) {
+    ) -> bool {
+        let mut resumed = false;
         let cap = self.max_in_flight;
         let want_pause = if self.paused {
             in_flight > cap / 2
@@ -95,6 +96,7 @@ impl Commits {
                 match r {
                     Ok(()) => {
                         self.paused = want_pause;
+                        resumed = !want_pause;
                         tracing::info!(in_flight, paused = want_pause, "backpressure");
                     }
                     Err(e) => tracing::warn!(error = %e, "pause/resume failed"),
@@ -102,5 +104,6 @@ impl Commits {
             }
         }
         gauges.in_flight(in_flight, self.paused);
+        resumed
     }
 }

@@ -33,6 +33,7 @@ use crate::sinks::Sink;
 use crate::telemetry::server::Health;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -132,6 +133,30 @@ pub async fn run(
         tasks.push(tokio::spawn(worker.run(shutdown.clone())));
     }
     tracing::info!(workers, group = %config.kafka.group_id, "workers started");
+    // A worker that never gets an assignment (its join failed, the coordinator is away) must
+    // not hold its siblings' partitions forever.
+    let gate = shared.gate.clone();
+    let session = config
+        .kafka
+        .properties
+        .get("session.timeout.ms")
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis);
+    let deadline = Duration::from_secs(30).max(session * 3);
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(deadline) => {
+                    if !gate.is_open() {
+                        let missing = gate.force_open();
+                        tracing::warn!(?missing, ?deadline, "workers without an assignment after the start-up deadline; the others consume without them");
+                    }
+                }
+            }
+        }
+    });
     for task in tasks {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "a worker ended abnormally");

@@ -57,6 +57,14 @@ impl Tasks {
         self.get(key.1).watermark.assign(key, now);
     }
 
+    /// Consumption resumes after a pause: every task's idle clocks restart (see
+    /// `WatermarkTracker::resumed`).
+    pub(super) fn resumed(&mut self, now: Instant) {
+        for task in self.tasks.values_mut() {
+            task.watermark.resumed(now);
+        }
+    }
+
     /// Stops tracking a partition; a task left with none is dropped, with its state.
     pub(super) fn revoke(&mut self, key: PartitionKey) {
         let Some(task) = self.tasks.get_mut(&key.1) else {

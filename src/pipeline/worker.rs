@@ -19,8 +19,8 @@ use crate::sinks::loki::{LokiOutput, LokiSink};
 use crate::sinks::{DeadLetter, Fanout, Outbox, Sink};
 use crate::sources::ack::{Ack, AckLedger};
 use crate::sources::kafka::{
-    subscribe, AssignmentChange, BrokerTrouble, Rekey, RepartitionPlan, SourceConsumer, TopicRole,
-    TopicTable,
+    subscribe, AssignmentChange, BrokerTrouble, Rekey, RepartitionPlan, SourceConsumer, StartGate,
+    TopicRole, TopicTable,
 };
 use crate::sources::PartitionKey;
 use crate::telemetry::{metrics, server::Health, WorkerMetrics};
@@ -67,6 +67,8 @@ pub(super) struct Worker {
     topics: TopicTable,
     consumer: Arc<SourceConsumer>,
     changes: mpsc::UnboundedReceiver<AssignmentChange>,
+    /// Opens when every worker of the process has had an assignment (`StartGate`).
+    gate: tokio::sync::watch::Receiver<bool>,
     trouble: BrokerTrouble,
     span_decoder: SpanDecoder,
     log_decoder: LogDecoder,
@@ -79,6 +81,9 @@ pub(super) struct Worker {
     copartition: CopartitionCheck,
     /// Whether the record being ingested held a trace id.
     had_trace_id: bool,
+    /// Per partition, the offset below which an earlier owner consumed every record and counted
+    /// its spans (its commit's seen mark); dropped once consumption passes it.
+    seen_before: HashMap<PartitionKey, i64>,
     /// `tracejoin_records_consumed_total` per input topic, resolved once.
     consumed: Vec<prometheus::IntCounter>,
     // Reused buffers: the hot path allocates per record only what it keeps.
@@ -98,11 +103,12 @@ impl Worker {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(change) = self.changes.recv() => self.on_assignment(change),
+                Ok(()) = self.gate.changed() => self.on_gate_open(),
                 Some((sink, n)) = self.outbox.next(), if !self.outbox.is_empty() => {
                     for o in &mut self.observers {
                         o.on_delivered(sink, n);
                     }
-                    self.commits.backpressure(&self.consumer, self.outbox.in_flight(), &self.gauges);
+                    self.backpressure();
                 }
                 _ = tick.tick() => self.on_tick(),
                 msg = consumer.recv() => match msg {
@@ -120,24 +126,50 @@ impl Worker {
     fn on_assignment(&mut self, change: AssignmentChange) {
         let now = Instant::now();
         match change {
-            AssignmentChange::Assigned(keys) => {
+            AssignmentChange::Assigned { keys, seen_before } => {
+                self.seen_before.extend(seen_before);
                 for k in keys {
                     if self.topics.role(k.0).is_some_and(TopicRole::joins) {
                         self.tasks.assign(k, now);
                     }
                     self.commits.ledger.assign(k);
                 }
-                self.health.set_worker_ready(self.index, true);
+                let open = *self.gate.borrow();
+                self.health.set_worker_ready(self.index, open);
             }
             AssignmentChange::Revoked(keys) => {
                 for k in keys {
+                    self.seen_before.remove(&k);
                     self.tasks.revoke(k);
                     self.commits.ledger.revoke(k);
                 }
                 let any_left = self.tasks.partitions() > 0;
-                self.health.set_worker_ready(self.index, any_left);
+                let open = *self.gate.borrow();
+                self.health.set_worker_ready(self.index, any_left && open);
             }
         }
+    }
+
+    /// Every worker of the process is in: consume what was held since the assignment.
+    fn on_gate_open(&mut self) {
+        if !*self.gate.borrow_and_update() {
+            return;
+        }
+        match self.consumer.assignment() {
+            Ok(assignment) => {
+                if let Err(e) = self.consumer.resume(&assignment) {
+                    tracing::warn!(error = %e, "could not resume the partitions held at start-up");
+                }
+                self.tasks.resumed(Instant::now());
+                tracing::info!(
+                    worker = self.index,
+                    partitions = assignment.count(),
+                    "every worker of the process is in: consuming"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "no assignment to resume"),
+        }
+        self.health.set_worker_ready(self.index, true);
     }
 
     fn on_record(&mut self, m: &BorrowedMessage<'_>) {
@@ -190,9 +222,11 @@ impl Worker {
             Err(Refused::from(DecodeError::Empty))
         } else {
             match role {
-                TopicRole::Spans | TopicRole::RekeyedSpans => self
-                    .on_spans(payload, key, &ack, now, max_future)
-                    .map_err(Refused::from),
+                TopicRole::Spans | TopicRole::RekeyedSpans => {
+                    let counted = self.counted_before(key, m.offset());
+                    self.on_spans(payload, key, &ack, now, max_future, counted)
+                        .map_err(Refused::from)
+                }
                 TopicRole::Logs(_) | TopicRole::RekeyedLogs => {
                     // A re-keyed log keeps the format of the input topic it was cut from.
                     let format = match (role, self.topics.role(origin.topic)) {
@@ -224,6 +258,20 @@ impl Worker {
         ack.complete(&mut self.commits.ledger);
     }
 
+    /// Whether an earlier owner of the partition consumed this offset and counted its spans.
+    fn counted_before(&mut self, key: PartitionKey, offset: i64) -> bool {
+        match self.seen_before.get(&key) {
+            Some(seen) if offset < *seen => true,
+            Some(_) => {
+                self.seen_before.remove(&key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// `counted`: the record is a replay whose spans the derived signals have counted already
+    /// (below an earlier owner's seen mark): the join takes them, the observers do not.
     fn on_spans(
         &mut self,
         payload: &[u8],
@@ -231,6 +279,7 @@ impl Worker {
         ack: &Ack,
         now: Instant,
         max_future: i64,
+        counted: bool,
     ) -> Result<(), DecodeError> {
         let as_json = match self.config.inputs.spans.format {
             SpanFormat::OtlpJson => true,
@@ -258,8 +307,12 @@ impl Worker {
         if clamped > 0 {
             metrics().timestamp_adjusted("clamped_future", clamped);
         }
-        for o in &mut self.observers {
-            o.on_spans(&self.spans_buf);
+        if counted {
+            metrics().spans_counted_before(self.spans_buf.len() as u64);
+        } else {
+            for o in &mut self.observers {
+                o.on_spans(&self.spans_buf);
+            }
         }
         let decoded = self.spans_buf.len() as u64;
         let task = self.tasks.get(key.1);
@@ -363,8 +416,17 @@ impl Worker {
         for ((outcome, reason), n) in counts {
             metrics().logs_emitted(outcome, reason, n);
         }
-        self.commits
-            .backpressure(&self.consumer, self.outbox.in_flight(), &self.gauges);
+        self.backpressure();
+    }
+
+    /// Pauses or resumes consumption by what is in flight.
+    fn backpressure(&mut self) {
+        if self
+            .commits
+            .backpressure(&self.consumer, self.outbox.in_flight(), &self.gauges)
+        {
+            self.tasks.resumed(Instant::now());
+        }
     }
 
     fn on_tick(&mut self) {
@@ -388,8 +450,7 @@ impl Worker {
             }
         }
         self.gauges.join_state(traces, bytes, waiting);
-        self.commits
-            .backpressure(&self.consumer, self.outbox.in_flight(), &self.gauges);
+        self.backpressure();
         self.commits.tick(now, &self.consumer, &self.topics);
     }
 

@@ -24,6 +24,12 @@
 //! committable offsets of partitions being revoked, from librdkafka's thread) it publishes on
 //! every drain into a [`CommittableOffsets`] snapshot. A snapshot is never ahead of the truth:
 //! committable offsets only grow.
+//!
+//! Beside the committable offset, each partition has a *seen* mark: one past the highest offset
+//! consumed. A commit carries it (as commit metadata, [`seen_metadata`]) so that the next owner
+//! of the partition, which replays from the committed offset, knows which of the replayed records
+//! the derived signals (RED, SLO) have counted already. Spans are held for `span_retention`, so
+//! the committed offset of a spans partition lags its seen mark by about that long.
 
 use super::PartitionKey;
 use std::collections::{HashMap, VecDeque};
@@ -103,13 +109,25 @@ impl Ack {
 /// Committable offsets per partition, as last published by the worker's ledger, for the
 /// rebalance callback (which runs on librdkafka's side and cannot reach the ledger).
 #[derive(Clone, Default)]
-pub struct CommittableOffsets(Arc<Mutex<HashMap<PartitionKey, i64>>>);
+pub struct CommittableOffsets(Arc<Mutex<HashMap<PartitionKey, (i64, i64)>>>);
 
 impl CommittableOffsets {
-    /// The last published committable offset of a partition.
-    pub fn get(&self, key: PartitionKey) -> Option<i64> {
+    /// The last published committable offset of a partition, and its seen mark.
+    pub fn get(&self, key: PartitionKey) -> Option<(i64, i64)> {
         self.0.lock().ok()?.get(&key).copied()
     }
+}
+
+const SEEN_PREFIX: &str = "tracejoin.seen=";
+
+/// The commit metadata that says every offset below `seen` was consumed (and its spans counted).
+pub fn seen_metadata(seen: i64) -> String {
+    format!("{SEEN_PREFIX}{seen}")
+}
+
+/// The seen mark a commit's metadata carries, if it was written by [`seen_metadata`].
+pub fn parse_seen_metadata(metadata: &str) -> Option<i64> {
+    metadata.strip_prefix(SEEN_PREFIX)?.parse().ok()
 }
 
 #[derive(Debug)]
@@ -123,6 +141,8 @@ struct PartitionLedger {
     /// One past the highest offset seen.
     next: i64,
     committed: i64,
+    /// The seen mark last committed.
+    marked: i64,
     holding: usize,
 }
 
@@ -134,6 +154,7 @@ impl PartitionLedger {
             held: VecDeque::new(),
             next: 0,
             committed: 0,
+            marked: 0,
             holding: 0,
         }
     }
@@ -174,13 +195,18 @@ impl PartitionLedger {
         }
     }
 
+    /// `None` until a record was seen. Offset 0 is a real answer while record 0 is held: its
+    /// commit carries the seen mark, which is what a spans partition held from its first record
+    /// needs most.
     fn committable(&self) -> Option<i64> {
-        let offset = if self.holding > 0 {
+        if self.next == 0 {
+            return None;
+        }
+        Some(if self.holding > 0 {
             self.base
         } else {
             self.next
-        };
-        (offset > 0).then_some(offset)
+        })
     }
 }
 
@@ -274,7 +300,7 @@ impl AckLedger {
         if let Ok(mut published) = self.published.0.lock() {
             for (key, p) in &self.partitions {
                 if let Some(c) = p.committable() {
-                    published.insert(*key, c);
+                    published.insert(*key, (c, p.next));
                 }
             }
         }
@@ -285,21 +311,23 @@ impl AckLedger {
         self.partitions.get(&key)?.committable()
     }
 
-    /// Partitions whose committable offset moved past what was last committed, with it.
-    pub fn due(&self) -> Vec<(PartitionKey, i64)> {
+    /// Partitions whose committable offset or seen mark moved past what was last committed,
+    /// with both: (partition, committable offset, seen mark).
+    pub fn due(&self) -> Vec<(PartitionKey, i64, i64)> {
         self.partitions
             .iter()
             .filter_map(|(k, p)| {
                 let c = p.committable()?;
-                (c > p.committed).then_some((*k, c))
+                (c > p.committed || p.next > p.marked).then_some((*k, c, p.next))
             })
             .collect()
     }
 
-    /// Records a successful commit.
-    pub fn committed(&mut self, key: PartitionKey, offset: i64) {
+    /// Records a successful commit of `offset` with the seen mark `seen`.
+    pub fn committed(&mut self, key: PartitionKey, offset: i64, seen: i64) {
         if let Some(p) = self.partitions.get_mut(&key) {
             p.committed = p.committed.max(offset);
+            p.marked = p.marked.max(seen);
         }
     }
 

@@ -8,9 +8,9 @@
 //! committable for the partitions leaving, synchronously, before librdkafka hands them over; the
 //! pipeline is told of every assignment change through a channel.
 
-use super::ack::CommittableOffsets;
+use super::ack::{parse_seen_metadata, seen_metadata, CommittableOffsets};
 use super::PartitionKey;
-use crate::config::Config;
+use crate::config::{Config, GroupProtocol};
 use crate::decode::logline::InputLogFormat;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -18,15 +18,82 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+
+/// The workers of one process start consuming together.
+///
+/// Each worker is its own group member, and they join one after the other. Without the gate, the
+/// first to join is given every partition, consumes, and then hands most of them over at the
+/// next rebalance when its siblings arrive: everything after its oldest held log is replayed
+/// (the join holds logs for up to `join.max_wait`, and a commit never passes a held log), so a
+/// process's own start-up duplicates its output. Until every worker of the process has had an
+/// assignment, each pauses what it is assigned; the last one in opens the gate. The broker's
+/// `group.initial.rebalance.delay.ms` (3 s by default) does the same for a new group, but not
+/// for a group that already has members, and test brokers often set it to 0.
+#[derive(Debug)]
+pub struct StartGate {
+    joined: Mutex<Vec<bool>>,
+    open: watch::Sender<bool>,
+}
+
+impl StartGate {
+    /// A gate for `workers` workers.
+    pub fn new(workers: usize) -> Arc<StartGate> {
+        Arc::new(StartGate {
+            joined: Mutex::new(vec![false; workers]),
+            open: watch::channel(false).0,
+        })
+    }
+
+    /// Worker `worker` has had an assignment; returns whether the gate is open now.
+    fn joined(&self, worker: usize) -> bool {
+        let mut joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(j) = joined.get_mut(worker) {
+            *j = true;
+        }
+        if joined.iter().all(|j| *j) {
+            self.open.send_replace(true);
+        }
+        self.is_open()
+    }
+
+    /// Opens the gate whoever is missing (the start-up deadline passed); returns the workers that
+    /// never had an assignment.
+    pub fn force_open(&self) -> Vec<usize> {
+        let joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        self.open.send_replace(true);
+        joined
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| !**j)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Whether every worker is in (or the deadline passed).
+    pub fn is_open(&self) -> bool {
+        *self.open.borrow()
+    }
+
+    /// Notified when the gate opens.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.open.subscribe()
+    }
+}
 
 /// What the pipeline learns of a rebalance.
 #[derive(Debug)]
 pub enum AssignmentChange {
-    /// These partitions are now ours.
-    Assigned(Vec<PartitionKey>),
+    /// These partitions are now ours; with, for those an earlier owner committed with a seen
+    /// mark, the offset below which every record was consumed (and its spans counted) before.
+    Assigned {
+        /// The partitions.
+        keys: Vec<PartitionKey>,
+        /// Seen marks of earlier owners, where their commits carry one.
+        seen_before: Vec<(PartitionKey, i64)>,
+    },
     /// These partitions are no longer ours (their committable offsets were committed).
     Revoked(Vec<PartitionKey>),
 }
@@ -159,6 +226,12 @@ impl TopicTable {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// `topic/partition` names, for logs.
+    fn describe(&self, keys: &[PartitionKey]) -> Vec<String> {
+        keys.iter()
+            .map(|k| format!("{}/{}", self.name(k.0), k.1))
+            .collect()
+    }
     fn keys(&self, tpl: &TopicPartitionList) -> Vec<PartitionKey> {
         tpl.elements()
             .iter()
@@ -208,6 +281,8 @@ pub struct SourceContext {
     committable: CommittableOffsets,
     changes: mpsc::UnboundedSender<AssignmentChange>,
     trouble: BrokerTrouble,
+    gate: Arc<StartGate>,
+    worker: usize,
 }
 
 impl ClientContext for SourceContext {
@@ -232,18 +307,43 @@ impl ClientContext for SourceContext {
     }
 }
 
+impl SourceContext {
+    /// The seen marks the partitions' last commits carry (see `sources::ack`). Asked before the
+    /// first record of the assignment is consumed; a failure costs only exactness (replayed spans
+    /// are counted again), so it is logged, not fatal.
+    fn seen_marks(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> Vec<(PartitionKey, i64)> {
+        if tpl.count() == 0 {
+            return Vec::new();
+        }
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(committed) => committed
+                .elements()
+                .iter()
+                .filter_map(|e| {
+                    let seen = parse_seen_metadata(e.metadata())?;
+                    Some(((self.topics.index(e.topic())?, e.partition()), seen))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the committed seen marks; spans replayed from these partitions are counted again");
+                Vec::new()
+            }
+        }
+    }
+}
+
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let keys = self.topics.keys(tpl);
             let mut commit = TopicPartitionList::new();
             for key in &keys {
-                if let Some(o) = self.committable.get(*key) {
-                    let _ = commit.add_partition_offset(
-                        self.topics.name(key.0),
-                        key.1,
-                        Offset::Offset(o),
-                    );
+                if let Some((offset, seen)) = self.committable.get(*key) {
+                    add_with_seen_mark(&mut commit, self.topics.name(key.0), key.1, offset, seen);
                 }
             }
             if commit.count() > 0 {
@@ -257,19 +357,53 @@ impl ConsumerContext for SourceContext {
                     }
                 }
             }
+            tracing::info!(worker = self.worker, partitions = ?self.topics.describe(&keys), "partitions revoked");
+            crate::telemetry::metrics().rebalanced("revoked", keys.len());
+            for key in &keys {
+                crate::telemetry::metrics().forget_partition(self.topics.name(key.0), key.1);
+            }
             let _ = self.changes.send(AssignmentChange::Revoked(keys));
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let keys = self.topics.keys(tpl);
-                tracing::info!(partitions = ?keys.iter().map(|k| format!("{}/{}", self.topics.name(k.0), k.1)).collect::<Vec<_>>(), "partitions assigned");
-                let _ = self.changes.send(AssignmentChange::Assigned(keys));
+                let open = self.gate.joined(self.worker);
+                if !open && tpl.count() > 0 {
+                    // Paused before the first fetch; the worker resumes when the gate opens.
+                    if let Err(e) = consumer.pause(tpl) {
+                        tracing::warn!(error = %e, "could not hold partitions until the process's workers are in");
+                    }
+                }
+                tracing::info!(worker = self.worker, partitions = ?self.topics.describe(&keys), held_until_siblings_join = !open, "partitions assigned");
+                crate::telemetry::metrics().rebalanced("assigned", keys.len());
+                let seen_before = self.seen_marks(consumer, tpl);
+                let _ = self
+                    .changes
+                    .send(AssignmentChange::Assigned { keys, seen_before });
             }
             Rebalance::Error(e) => tracing::error!(error = %e, "rebalance failed"),
             Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// Adds a partition's commit, with the seen mark as its metadata (see `sources::ack`).
+pub fn add_with_seen_mark(
+    tpl: &mut TopicPartitionList,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    seen: i64,
+) {
+    if tpl
+        .add_partition_offset(topic, partition, Offset::Offset(offset))
+        .is_ok()
+    {
+        if let Some(mut e) = tpl.find_partition(topic, partition) {
+            e.set_metadata(seen_metadata(seen));
         }
     }
 }
@@ -294,6 +428,7 @@ pub fn subscribe(
     topics: TopicTable,
     committable: CommittableOffsets,
     trouble: BrokerTrouble,
+    gate: Arc<StartGate>,
 ) -> KafkaResult<(
     Arc<SourceConsumer>,
     mpsc::UnboundedReceiver<AssignmentChange>,
@@ -314,9 +449,20 @@ pub fn subscribe(
     c.set("group.id", &config.kafka.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", config.kafka.auto_offset_reset.as_str())
-        .set("partition.assignment.strategy", "range")
-        .set_if_absent("session.timeout.ms", "10000")
+        .set("auto.offset.reset", config.kafka.auto_offset_reset.as_str());
+    match config.kafka.group_protocol {
+        GroupProtocol::Classic => {
+            c.set("partition.assignment.strategy", "range")
+                .set_if_absent("session.timeout.ms", "10000");
+        }
+        // The broker assigns; its `range` assignor gives a member the same partition numbers of
+        // topics with equal partition counts, as the client-side one does.
+        GroupProtocol::Consumer => {
+            c.set("group.protocol", "consumer")
+                .set("group.remote.assignor", "range");
+        }
+    }
+    c
         // Reconnect attempts (and so trouble reports) at least every second during an outage.
         .set_if_absent("reconnect.backoff.max.ms", "1000")
         // Consumer lag per partition comes from librdkafka's statistics.
@@ -331,6 +477,8 @@ pub fn subscribe(
         committable,
         changes: tx,
         trouble,
+        gate,
+        worker,
     })?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
@@ -347,5 +495,39 @@ impl SetIfAbsent for ClientConfig {
             self.set(key, value);
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StartGate;
+
+    #[test]
+    fn the_gate_opens_when_the_last_worker_has_an_assignment() {
+        let gate = StartGate::new(3);
+        let mut watch = gate.watch();
+        assert!(!gate.joined(0));
+        // A worker joining again (the rebalance its sibling's arrival causes) is still one worker.
+        assert!(!gate.joined(0));
+        assert!(!gate.joined(2));
+        assert!(!watch.has_changed().unwrap());
+        assert!(gate.joined(1));
+        assert!(watch.has_changed().unwrap());
+        assert!(*watch.borrow_and_update());
+        assert!(gate.force_open().is_empty());
+    }
+
+    #[test]
+    fn the_deadline_opens_the_gate_and_names_who_never_joined() {
+        let gate = StartGate::new(3);
+        gate.joined(1);
+        assert_eq!(gate.force_open(), vec![0, 2]);
+        assert!(gate.is_open());
+        assert!(gate.joined(0));
+    }
+
+    #[test]
+    fn one_worker_opens_its_own_gate() {
+        assert!(StartGate::new(1).joined(0));
     }
 }

@@ -42,6 +42,8 @@ pub struct Metrics {
     red_duplicates: IntCounter,
     red_overflowed: IntCounter,
     consumer_lag: IntGaugeVec,
+    rebalance_partitions: IntCounterVec,
+    spans_counted_before: IntCounter,
     repartition_active: IntGaugeVec,
     partition_key_unchecked: IntCounterVec,
     rekeyed: IntCounterVec,
@@ -174,6 +176,8 @@ impl Metrics {
             partition_key_unchecked: counter_vec(&r, "tracejoin_partition_key_unchecked_total", "Unkeyed records on a multi-partition topic joined without repartitioning: their co-partitioning cannot be checked, by topic.", &["topic"]),
             repartition_active: gauge_vec(&r, "tracejoin_repartition_active", "1 when an input topic's records are re-keyed by trace id into the internal topics (inputs.repartition), by topic.", &["topic"]),
             rekeyed: counter_vec(&r, "tracejoin_repartition_records_total", "Records produced to the internal repartition topics, by source topic.", &["topic"]),
+            spans_counted_before: counter(&r, "tracejoin_spans_counted_before_total", "Spans replayed from below an earlier owner's committed seen mark (after a restart or a rebalance): joined again, not counted again in RED or SLO."),
+            rebalance_partitions: counter_vec(&r, "tracejoin_rebalance_partitions_total", "Partitions assigned to or revoked from this process's consumers in rebalances, by change (assigned, revoked). Under the classic protocol every member's partitions are revoked at each rebalance; under the consumer protocol only those that move.", &["change"]),
             partition_key_mismatch: counter_vec(&r, "tracejoin_partition_key_mismatch_total", "Keyed records whose key does not hash to their partition under the configured partitioner (topics not co-partitioned).", &["topic"]),
             consumer_lag: {
                 let g = IntGaugeVec::new(
@@ -359,6 +363,23 @@ impl Metrics {
     /// Records re-keyed from an input topic.
     pub fn rekeyed(&self, topic: &str, n: u64) {
         self.rekeyed.with_label_values(&[topic]).inc_by(n);
+    }
+    /// Replayed spans an earlier owner had counted.
+    pub fn spans_counted_before(&self, n: u64) {
+        self.spans_counted_before.inc_by(n);
+    }
+    /// Partitions assigned (`assigned`) or revoked (`revoked`) in a rebalance.
+    pub fn rebalanced(&self, change: &str, partitions: usize) {
+        self.rebalance_partitions
+            .with_label_values(&[change])
+            .inc_by(partitions as u64);
+    }
+    /// A partition left this consumer: its lag and committed-offset series go with it, so that
+    /// a dashboard summing lag over the fleet counts each partition at its one owner.
+    pub fn forget_partition(&self, topic: &str, partition: i32) {
+        let labels = [topic, &partition.to_string()];
+        let _ = self.consumer_lag.remove_label_values(&labels);
+        let _ = self.committed_offset.remove_label_values(&labels);
     }
     /// A keyed record on another partition than its key says.
     pub fn partition_key_mismatch(&self, topic: &str) {

@@ -182,6 +182,29 @@ pub struct Record {
 }
 
 impl Record {
+    fn from_message(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Record {
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().unwrap_or_default().to_vec(),
+            headers,
+            partition: m.partition(),
+            offset: m.offset(),
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.payload).expect("record is JSON")
     }
@@ -210,26 +233,54 @@ pub fn consume(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
     let mut out = Vec::new();
     while out.len() < want && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_string(),
-                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(Record {
-                key: m.key().map(<[u8]>::to_vec),
-                payload: m.payload().unwrap_or_default().to_vec(),
-                headers,
-                partition: m.partition(),
-                offset: m.offset(),
-            });
+            out.push(Record::from_message(&m));
+        }
+    }
+    out
+}
+
+/// Every record of `topic` up to its end as it is now: reads each partition until the broker
+/// says it is at the end (partition EOF), so a slow fetch cannot cut the result short the way a
+/// fixed read timeout can. Panics after `within` rather than returning a partial topic.
+/// Blocking: call it from `spawn_blocking` in async tests.
+pub fn read_all(topic: &str, within: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let meta = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut at_end: HashMap<i32, bool> = HashMap::new();
+    for p in meta.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+            .expect("partition");
+        at_end.insert(p.id(), false);
+    }
+    assert!(!at_end.is_empty(), "topic {topic} has no partitions");
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    while at_end.values().any(|done| !done) {
+        assert!(
+            Instant::now() < deadline,
+            "{topic} not read to its end within {within:?}: {} records, partitions at end {at_end:?}",
+            out.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p, true);
+            }
+            Some(Ok(m)) => {
+                at_end.insert(m.partition(), false);
+                out.push(Record::from_message(&m));
+            }
+            _ => {}
         }
     }
     out
@@ -261,7 +312,7 @@ pub fn by_log_id(records: &[Record]) -> HashMap<String, Vec<serde_json::Value>> 
 pub fn wait_for_outputs(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
     let deadline = Instant::now() + timeout;
     loop {
-        let got = consume(topic, usize::MAX, Duration::from_secs(3));
+        let got = read_all(topic, Duration::from_secs(60));
         let distinct: std::collections::HashSet<_> = got
             .iter()
             .filter_map(|r| log_id(r.json()["body"].as_str().unwrap_or_default()))

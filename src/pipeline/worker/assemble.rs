@@ -13,6 +13,7 @@ pub(in crate::pipeline) struct Shared {
     slo: Option<Arc<SharedSlo>>,
     kafka: KafkaSink,
     open_traces: Arc<[AtomicU64]>,
+    pub(in crate::pipeline) gate: Arc<StartGate>,
 }
 
 impl Shared {
@@ -54,6 +55,7 @@ impl Shared {
             slo,
             kafka: KafkaSink::new(config)?,
             open_traces: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            gate: StartGate::new(workers),
         })
     }
 }
@@ -85,6 +87,7 @@ impl Worker {
             topics.clone(),
             ledger.published(),
             trouble.clone(),
+            shared.gate.clone(),
         )?;
 
         let mut observers: Vec<Box<dyn Observer>> = Vec::new();
@@ -165,6 +168,8 @@ impl Worker {
             out: JoinOutput::default(),
             consumer,
             changes,
+            seen_before: HashMap::new(),
+            gate: shared.gate.watch(),
             trouble,
             topics,
             config,

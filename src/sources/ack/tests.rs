@@ -26,11 +26,11 @@ fn lowest_held_record_wins_then_next_offset() {
     drop(a3);
     l.drain();
     assert_eq!(l.committable(P), Some(5));
-    assert_eq!(l.due(), vec![(P, 5)]);
-    l.committed(P, 5);
+    assert_eq!(l.due(), vec![(P, 5, 5)]);
+    l.committed(P, 5, 5);
     assert!(l.due().is_empty());
     assert_eq!(l.holding(), 0);
-    assert_eq!(l.published().get(P), Some(5));
+    assert_eq!(l.published().get(P), Some((5, 5)));
 }
 
 #[test]
@@ -161,14 +161,15 @@ proptest! {
                 }
                 Op::Commit => {
                     l.drain();
-                    for (key, c) in l.due() {
+                    for (key, c, seen) in l.due() {
+                        prop_assert!(seen >= c, "seen mark {seen} behind committable {c}");
                         for t in &live {
                             prop_assert!(
                                 !(t.key == key && t.epoch == epoch[&key] && t.offset < c),
                                 "committable {c} passes live record {} of {:?}", t.offset, key
                             );
                         }
-                        l.committed(key, c);
+                        l.committed(key, c, seen);
                     }
                 }
                 _ => {}
@@ -183,4 +184,44 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_held_record_keeps_the_commit_back_but_not_the_seen_mark() {
+    let mut l = AckLedger::new();
+    l.assign(P);
+    let held = l.take(P, 10);
+    let _ = l.take(P, 11);
+    let _ = l.take(P, 12);
+    l.drain();
+    // The spans of 10 are still held by the join: the commit stays at 10, but 10 to 12 were
+    // counted, and the next owner must know.
+    assert_eq!(l.due(), vec![(P, 10, 13)]);
+    l.committed(P, 10, 13);
+    assert!(l.due().is_empty(), "nothing new to say");
+    let _ = l.take(P, 13);
+    l.drain();
+    assert_eq!(l.due(), vec![(P, 10, 14)], "the mark moved alone");
+    drop(held);
+    l.drain();
+    assert_eq!(l.due(), vec![(P, 14, 14)]);
+}
+
+#[test]
+fn seen_metadata_round_trips_and_ignores_foreign_metadata() {
+    assert_eq!(parse_seen_metadata(&seen_metadata(4711)), Some(4711));
+    assert_eq!(parse_seen_metadata(""), None);
+    assert_eq!(parse_seen_metadata("written by another tool"), None);
+    assert_eq!(parse_seen_metadata("tracejoin.seen=x"), None);
+}
+
+#[test]
+fn a_partition_held_at_its_first_record_still_commits_its_seen_mark() {
+    let mut l = AckLedger::new();
+    l.assign(P);
+    let _held = l.take(P, 0);
+    let _ = l.take(P, 1);
+    l.drain();
+    assert_eq!(l.committable(P), Some(0));
+    assert_eq!(l.due(), vec![(P, 0, 2)]);
 }
