@@ -452,8 +452,12 @@ pub fn subscribe(
         .set("auto.offset.reset", config.kafka.auto_offset_reset.as_str());
     match config.kafka.group_protocol {
         GroupProtocol::Classic => {
+            // A member learns of a rebalance at its next heartbeat: at 1 s rather than
+            // librdkafka's 3 s, a process's workers are all in (start-up gate) and a moved
+            // partition is consuming again that much sooner.
             c.set("partition.assignment.strategy", "range")
-                .set_if_absent("session.timeout.ms", "10000");
+                .set_if_absent("session.timeout.ms", "10000")
+                .set_if_absent("heartbeat.interval.ms", "1000");
         }
         // The broker assigns; its `range` assignor gives a member the same partition numbers of
         // topics with equal partition counts, as the client-side one does.
