@@ -2,7 +2,7 @@
 //!
 //! - `kill -9` at random moments under continuous load, three times, restarting each time: every
 //!   input log comes out at least once, matched to its span, and the duplicate rate stays within
-//!   `KILL_9_MAX_DUPLICATES` (README: measured 0.8% to 3.2%).
+//!   `KILL_9_MAX_DUPLICATES` (README: measured 1.4% to 6.2%, once 17.7%).
 //! - A second instance joins the group during load and the first leaves (SIGTERM, graceful): the
 //!   same check, the duplicate rate within `JOIN_LEAVE_MAX_DUPLICATES` (measured 0.2%), and the
 //!   leaving instance exits 0 within its shutdown deadline.
@@ -15,10 +15,13 @@ use rand::Rng;
 use std::time::Duration;
 
 /// Duplicates allowed under three kill -9s, in percent of the logs. Each crash replays what was
-/// not committed yet: about one `commit_interval` (500 ms) of traffic at 300 logs/s, 150 logs,
-/// so three crashes replay about 450 of 6000 logs (7.5%) at worst. Measured 0.8% to 3.2%
-/// (README). More means commits lag behind acknowledged logs.
-const KILL_9_MAX_DUPLICATES: f64 = 8.0;
+/// consumed since the last commit, in both stages of the default (repartitioned) path: input →
+/// internal topics, internal topics → join. Per stage that is one `commit_interval` (500 ms)
+/// plus the commit's round trip, about 0.75 s of traffic at 300 logs/s: 2 × 225 = 450 logs per
+/// crash, 1 350 of 6 000 (22.5%) for three. A crash during the burst after a restart (which
+/// waited out its predecessor's members, 6 s here) replays that burst too. Measured 1.4% to
+/// 6.2% in eleven runs, 17.7% in one (README). More means commits lag behind acknowledged logs.
+const KILL_9_MAX_DUPLICATES: f64 = 25.0;
 /// Duplicates allowed when an instance joins and another leaves gracefully (the leaver commits
 /// what it drained); measured 0.2%.
 const JOIN_LEAVE_MAX_DUPLICATES: f64 = 2.0;
