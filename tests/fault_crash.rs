@@ -4,7 +4,7 @@
 //!   input log comes out at least once, matched to its span, and the duplicate rate stays within
 //!   `KILL_9_MAX_DUPLICATES` (README: measured 1.4% to 6.2%, once 17.7%).
 //! - A second instance joins the group during load and the first leaves (SIGTERM, graceful): the
-//!   same check, the duplicate rate within `JOIN_LEAVE_MAX_DUPLICATES` (measured 0.2%), and the
+//!   same check, the duplicate rate within `JOIN_LEAVE_MAX_DUPLICATES` (measured 1.1% to 2.4%), and the
 //!   leaving instance exits 0 within its shutdown deadline.
 
 mod common;
@@ -22,9 +22,13 @@ use std::time::Duration;
 /// waited out its predecessor's members, 6 s here) replays that burst too. Measured 1.4% to
 /// 6.2% in eleven runs, 17.7% in one (README). More means commits lag behind acknowledged logs.
 const KILL_9_MAX_DUPLICATES: f64 = 25.0;
-/// Duplicates allowed when an instance joins and another leaves gracefully (the leaver commits
-/// what it drained); measured 0.2%.
-const JOIN_LEAVE_MAX_DUPLICATES: f64 = 2.0;
+/// Duplicates allowed when an instance joins and another leaves gracefully. A revoking member
+/// commits what its ledger last published (every 200 ms tick), so each rebalance replays up to
+/// one tick of traffic in each of the two stages, and under the classic protocol every
+/// rebalance revokes every partition: three rebalances here (one per joining worker, one for
+/// the leave) × 2 × 0.2 s × 300 logs/s = 360 of 5 000 (7%) at worst. Measured 1.1% to 2.4%
+/// with two workers per instance (0.2% with one, before workers).
+const JOIN_LEAVE_MAX_DUPLICATES: f64 = 7.0;
 
 struct Setup {
     dir: tempfile::TempDir,
