@@ -173,8 +173,8 @@ async fn join_then_leave(protocol: &str) {
         !second_owns.is_empty(),
         "the second instance was given nothing before the first left: {all:#?}"
     );
-    let join = cost(&all, joined_at.into(), left_at.into());
-    let leave = cost(&all, left_at.into(), end.into());
+    let join = cost(&all, joined_at, left_at);
+    let leave = cost(&all, left_at, end);
     report(protocol, "a member joins", &join);
     report(protocol, "a member leaves", &leave);
 
