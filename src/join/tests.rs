@@ -45,6 +45,7 @@ fn log(n: i64, trace: Option<u8>, span: Option<u8>, ts: i64) -> LogEvent {
         timestamp_unix_nanos: ts,
         timestamp_source: TimestampSource::Record,
         trace_id: trace.map(tid),
+        trace_id_width: Default::default(),
         span_id: span.map(|s| SpanId([s.max(1); 8])),
         severity: None,
         body: format!("log {n}").into(),
