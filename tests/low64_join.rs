@@ -241,7 +241,13 @@ async fn datadog_64_bit_ids_join_128_bit_traces_on_a_real_broker() {
     assert_eq!(twin_a.padded_hex(), twin_b.padded_hex());
     assert_ne!(twin_a.hex(), twin_b.hex());
 
-    let running = start(t.config());
+    let mut config = t.config();
+    // One worker: with two, the first in the group can consume a partition and hand it to the
+    // second before committing, which replays it (a duplicate in 1 of 3 runs here; main's
+    // start-up gate, 8525932, addresses that). This test is about the join, and asserts each
+    // log comes out once.
+    config.workers = tracejoin::config::Workers::Count(1);
+    let running = start(config);
     tokio::time::sleep(Duration::from_secs(1)).await;
     produce(&p, &t.spans, Some(&later.hex()), &later.spans(now)).await;
 
