@@ -31,6 +31,7 @@ fn log_for(sp: &SpanSummary, ts: i64) -> LogEvent {
         timestamp_unix_nanos: ts,
         timestamp_source: TimestampSource::Record,
         trace_id: Some(sp.trace_id),
+        trace_id_width: Default::default(),
         span_id: Some(sp.span_id),
         severity: Some("INFO".into()),
         body: "checkout started for order 1234 items=3".into(),

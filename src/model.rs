@@ -37,6 +37,38 @@ impl TraceId {
         write_hex(&self.0, &mut buf);
         HexBuf(buf)
     }
+    /// The low 64 bits: all a 64-bit id (Datadog, B3, Jaeger) has of a 128-bit one.
+    pub fn low64(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[8..]);
+        u64::from_be_bytes(b)
+    }
+    /// A 64-bit id as 128 bits, zero-padded on the left (how OpenTelemetry's Datadog and
+    /// Zipkin bridges widen it); `None` for 0.
+    pub fn from_low64(low: u64) -> Option<Self> {
+        let mut b = [0u8; 16];
+        b[8..].copy_from_slice(&low.to_be_bytes());
+        Self::from_slice(&b)
+    }
+    /// Whether the high 64 bits are zero, as in a widened 64-bit id.
+    pub fn high_is_zero(&self) -> bool {
+        self.0[..8] == [0; 8]
+    }
+}
+
+/// How many bits of trace id a log record carried.
+///
+/// A 64-bit id (Datadog's decimal `dd.trace_id`, 16 hex digits of B3, Zipkin or Jaeger) is kept
+/// zero-padded in [`LogEvent::trace_id`]; the width says so, because padding cannot be told
+/// from a 128-bit id whose first half happens to be zero. The join matches a 64-bit id against
+/// the low 64 bits of the traces it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TraceIdWidth {
+    /// 128 bits as written (OpenTelemetry, W3C, X-Ray, Google Cloud, OTLP records), or no id.
+    #[default]
+    Bits128,
+    /// Only 64 bits were written.
+    Bits64,
 }
 
 impl SpanId {
@@ -364,8 +396,11 @@ pub struct LogEvent {
     pub timestamp_unix_nanos: i64,
     /// Where the event time came from.
     pub timestamp_source: TimestampSource,
-    /// Normalised trace id, if the record had a valid one.
+    /// Normalised trace id, if the record had a valid one. A 64-bit id is zero-padded here until
+    /// the join finds the trace it belongs to, then rewritten to that trace's full id.
     pub trace_id: Option<TraceId>,
+    /// Whether the record's trace id had only 64 bits.
+    pub trace_id_width: TraceIdWidth,
     /// Normalised span id, if the record had a valid one.
     pub span_id: Option<SpanId>,
     /// Severity / level as written (`ERROR`, `warn`, …).
@@ -446,6 +481,8 @@ pub enum EmitReason {
     Drained,
     /// It carried no trace id: nothing to wait for.
     NoTraceId,
+    /// Its 64-bit trace id is the low 64 bits of more than one trace in its window: not guessed.
+    AmbiguousId,
 }
 
 impl EmitReason {
@@ -459,6 +496,28 @@ impl EmitReason {
             EmitReason::Evicted => "evicted",
             EmitReason::Drained => "drained",
             EmitReason::NoTraceId => "no_trace_id",
+            EmitReason::AmbiguousId => "ambiguous_id",
+        }
+    }
+}
+
+/// How a matched log's trace id met its trace's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdMatch {
+    /// The ids are equal as written.
+    Full,
+    /// The log wrote 64 bits, the low half of its trace's 128-bit id; its `trace_id` was
+    /// rewritten to the full id.
+    Low64,
+}
+
+impl IdMatch {
+    /// The snake_case name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdMatch::Full => "full",
+            IdMatch::Low64 => "low64",
         }
     }
 }
@@ -490,4 +549,24 @@ pub struct JoinedLog {
     pub span: Option<Arc<SpanSummary>>,
     /// The trace's context (matched outcomes only).
     pub trace: Option<TraceContext>,
+}
+
+impl JoinedLog {
+    /// How its trace id met the trace's, for matched outcomes (`None` otherwise). Derived, not
+    /// stored: a 64-bit id the join rewrote is the only kind with a non-zero high half.
+    pub fn id_match(&self) -> Option<IdMatch> {
+        if !matches!(
+            self.outcome,
+            JoinOutcome::MatchedSpan | JoinOutcome::MatchedTrace
+        ) {
+            return None;
+        }
+        let rewritten = self.log.trace_id_width == TraceIdWidth::Bits64
+            && self.log.trace_id.is_some_and(|t| !t.high_is_zero());
+        Some(if rewritten {
+            IdMatch::Low64
+        } else {
+            IdMatch::Full
+        })
+    }
 }

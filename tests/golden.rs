@@ -31,6 +31,7 @@ fn joined() -> JoinedLog {
             timestamp_unix_nanos: 1_700_000_000_010_000_000,
             timestamp_source: TimestampSource::Record,
             trace_id: Some(TraceId([0x4b; 16])),
+            trace_id_width: Default::default(),
             span_id: Some(SpanId([0x11; 8])),
             severity: Some("ERROR".into()),
             body: "declined".into(),

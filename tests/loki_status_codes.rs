@@ -110,6 +110,7 @@ fn joined(offset: i64) -> JoinedLog {
             timestamp_unix_nanos: 1_700_000_000_000_000_000 + offset,
             timestamp_source: TimestampSource::Record,
             trace_id: Some(TraceId([0x4b; 16])),
+            trace_id_width: Default::default(),
             span_id: Some(SpanId([0x11; 8])),
             severity: Some("ERROR".into()),
             body: format!("payment failed #{offset}").into(),

@@ -58,6 +58,7 @@ fn joined(run: u64, i: u32, base_ts: i64) -> JoinedLog {
             timestamp_unix_nanos: ts,
             timestamp_source: TimestampSource::Record,
             trace_id: has_trace.then_some(TraceId(tid)),
+            trace_id_width: Default::default(),
             span_id: has_trace.then_some(SpanId([(i % 250) as u8 + 1; 8])),
             severity: Some(level.into()),
             body: format!("run {run:x} log {i}: café ☕ “quoted” payment of {i}.00 EUR").into(),

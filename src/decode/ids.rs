@@ -17,8 +17,31 @@
 //! A 16- or 32-digit string of decimal digits is ambiguous; it is read as hex unless the field is
 //! declared decimal, because OpenTelemetry ids are hex and most logs carrying them are OTel's.
 //! All-zero ids mean "no id" (W3C), so they yield `None`.
+//!
+//! Every trace id comes with its width ([`TraceIdWidth`]): decimal ids, 16 hex digits, and
+//! `hex_padded` ids of at most 16 digits are 64-bit; everything else is 128-bit, including 32
+//! hex digits whose first 16 are zeros (written as 128 bits, so matched as 128 bits). The
+//! width is decided by how the id was written, never guessed from leading zeros afterwards.
 
-use crate::model::{SpanId, TraceId};
+use crate::model::{SpanId, TraceId, TraceIdWidth};
+
+/// A trace id as a log wrote it: the 128-bit value (a 64-bit id zero-padded) and its width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogTraceId {
+    /// The id, 64-bit ids zero-padded.
+    pub id: TraceId,
+    /// How many bits were written.
+    pub width: TraceIdWidth,
+}
+
+impl LogTraceId {
+    fn full(id: TraceId) -> Self {
+        LogTraceId {
+            id,
+            width: TraceIdWidth::Bits128,
+        }
+    }
+}
 
 /// How an id field is encoded, when the rules know better than the guess.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize)]
@@ -75,10 +98,11 @@ fn parse_decimal_u64(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-fn from_u64(v: u64) -> Option<TraceId> {
-    let mut b = [0u8; 16];
-    b[8..].copy_from_slice(&v.to_be_bytes());
-    TraceId::from_slice(&b)
+fn from_u64(v: u64) -> Option<LogTraceId> {
+    TraceId::from_low64(v).map(|id| LogTraceId {
+        id,
+        width: TraceIdWidth::Bits64,
+    })
 }
 
 /// A parsed W3C `traceparent`: trace id and parent (span) id.
@@ -107,26 +131,39 @@ fn parse_hex_padded<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     parse_hex::<N>(&digits[..2 * N])
 }
 
+fn full_from_hex32(s: &[u8]) -> Option<LogTraceId> {
+    parse_hex::<16>(s)
+        .and_then(|id| TraceId::from_slice(&id))
+        .map(LogTraceId::full)
+}
+
 /// Normalises a trace id written in any of the shapes in the module docs.
-pub fn parse_trace_id(s: &str, encoding: IdEncoding) -> Option<TraceId> {
+pub fn parse_trace_id(s: &str, encoding: IdEncoding) -> Option<LogTraceId> {
     let s = s.trim().trim_matches('"');
     match encoding {
         IdEncoding::Decimal => return parse_decimal_u64(s).and_then(from_u64),
         IdEncoding::HexPadded => {
-            return parse_hex_padded::<16>(s.as_bytes()).and_then(|id| TraceId::from_slice(&id))
+            let id =
+                parse_hex_padded::<16>(s.as_bytes()).and_then(|id| TraceId::from_slice(&id))?;
+            let width = if s.len() <= 16 {
+                TraceIdWidth::Bits64
+            } else {
+                TraceIdWidth::Bits128
+            };
+            return Some(LogTraceId { id, width });
         }
         _ => {}
     }
     // Google Cloud: projects/<project>/traces/<id>
     if let Some(rest) = s.strip_prefix("projects/") {
         let (_, id) = rest.split_once("/traces/")?;
-        return parse_hex::<16>(id.as_bytes()).and_then(|id| TraceId::from_slice(&id));
+        return full_from_hex32(id.as_bytes());
     }
     let b = s.as_bytes();
     match b.len() {
         32 => {
-            if let Some(id) = parse_hex::<16>(b) {
-                return TraceId::from_slice(&id);
+            if let Some(id) = full_from_hex32(b) {
+                return Some(id);
             }
         }
         16 => {
@@ -134,12 +171,12 @@ pub fn parse_trace_id(s: &str, encoding: IdEncoding) -> Option<TraceId> {
                 return from_u64(u64::from_be_bytes(id));
             }
         }
-        55.. if b[2] == b'-' => return parse_traceparent(s).map(|(t, _)| t),
+        55.. if b[2] == b'-' => return parse_traceparent(s).map(|(t, _)| LogTraceId::full(t)),
         35 if b.starts_with(b"1-") && b[10] == b'-' => {
             let mut joined = [0u8; 32];
             joined[..8].copy_from_slice(&b[2..10]);
             joined[8..].copy_from_slice(&b[11..35]);
-            return parse_hex::<16>(&joined).and_then(|id| TraceId::from_slice(&id));
+            return full_from_hex32(&joined);
         }
         _ => {}
     }
@@ -170,11 +207,11 @@ pub fn parse_span_id(s: &str, encoding: IdEncoding) -> Option<SpanId> {
 /// Trace and span id from a propagation header value: W3C `traceparent`, B3 single, Jaeger
 /// `uber-trace-id`, or the X-Ray trace header (see the module docs). `None` unless the value is
 /// well formed as one of them.
-pub fn parse_context(s: &str) -> Option<(TraceId, Option<SpanId>)> {
+pub fn parse_context(s: &str) -> Option<(LogTraceId, Option<SpanId>)> {
     let s = s.trim().trim_matches('"');
     let b = s.as_bytes();
     if b.len() >= 55 && b[2] == b'-' {
-        return parse_traceparent(s);
+        return parse_traceparent(s).map(|(t, sp)| (LogTraceId::full(t), sp));
     }
     if s.contains('=') {
         return parse_xray_header(s);
@@ -218,7 +255,7 @@ pub fn parse_context(s: &str) -> Option<(TraceId, Option<SpanId>)> {
 }
 
 /// `Root=1-…;Parent=…;Sampled=…` in any order (other keys, such as ALB's `Self`, ignored).
-fn parse_xray_header(s: &str) -> Option<(TraceId, Option<SpanId>)> {
+fn parse_xray_header(s: &str) -> Option<(LogTraceId, Option<SpanId>)> {
     let (mut root, mut parent) = (None, None);
     for kv in s.split(';') {
         match kv.trim().split_once('=')? {
@@ -257,16 +294,21 @@ mod tests {
 
     #[test]
     fn hex_trace_ids_of_both_widths_and_cases() {
-        assert_eq!(parse_trace_id(T, IdEncoding::Auto).unwrap().to_string(), T);
+        assert_eq!(
+            parse_trace_id(T, IdEncoding::Auto).unwrap().id.to_string(),
+            T
+        );
         assert_eq!(
             parse_trace_id(&T.to_uppercase(), IdEncoding::Auto)
                 .unwrap()
+                .id
                 .to_string(),
             T
         );
         assert_eq!(
             parse_trace_id("a3ce929d0e0e4736", IdEncoding::Auto)
                 .unwrap()
+                .id
                 .to_string(),
             "0000000000000000a3ce929d0e0e4736"
         );
@@ -284,10 +326,14 @@ mod tests {
     #[test]
     fn datadog_decimal_ids() {
         // 2^64-1
-        let t = parse_trace_id("18446744073709551615", IdEncoding::Decimal).unwrap();
+        let t = parse_trace_id("18446744073709551615", IdEncoding::Decimal)
+            .unwrap()
+            .id;
         assert_eq!(t.to_string(), "0000000000000000ffffffffffffffff");
         // 19 digits cannot be hex of either width: decimal even in auto.
-        let t = parse_trace_id("1234567890123456789", IdEncoding::Auto).unwrap();
+        let t = parse_trace_id("1234567890123456789", IdEncoding::Auto)
+            .unwrap()
+            .id;
         assert_eq!(
             t.to_string(),
             format!("0000000000000000{:016x}", 1234567890123456789u64)
@@ -303,21 +349,25 @@ mod tests {
 
     #[test]
     fn xray_ids() {
-        let t = parse_trace_id("1-5759e988-bd862e3fe1be46a994272793", IdEncoding::Auto).unwrap();
+        let t = parse_trace_id("1-5759e988-bd862e3fe1be46a994272793", IdEncoding::Auto)
+            .unwrap()
+            .id;
         assert_eq!(t.to_string(), "5759e988bd862e3fe1be46a994272793");
     }
 
     #[test]
     fn google_cloud_resource_names() {
         let t = parse_trace_id(&format!("projects/my-project/traces/{T}"), IdEncoding::Auto);
-        assert_eq!(t.unwrap().to_string(), T);
+        assert_eq!(t.unwrap().id.to_string(), T);
         assert!(parse_trace_id("projects/p/traces/42", IdEncoding::Auto).is_none());
         assert!(parse_trace_id("projects/p/spans/x", IdEncoding::Auto).is_none());
     }
 
     #[test]
     fn jaeger_ids_are_padded() {
-        let t = parse_trace_id("deadbeef", IdEncoding::HexPadded).unwrap();
+        let t = parse_trace_id("deadbeef", IdEncoding::HexPadded)
+            .unwrap()
+            .id;
         assert_eq!(t.to_string(), "000000000000000000000000deadbeef");
         assert_eq!(
             parse_span_id("beef", IdEncoding::HexPadded)
@@ -333,7 +383,7 @@ mod tests {
     fn propagation_headers() {
         let s = "00f067aa0ba902b7";
         let ctx =
-            |v: &str| parse_context(v).map(|(t, s)| (t.to_string(), s.map(|s| s.to_string())));
+            |v: &str| parse_context(v).map(|(t, s)| (t.id.to_string(), s.map(|s| s.to_string())));
         let full = Some((T.to_string(), Some(s.to_string())));
         assert_eq!(ctx(&format!("00-{T}-{s}-01")), full);
         // B3 single, https://github.com/openzipkin/b3-propagation (single header)
@@ -363,6 +413,42 @@ mod tests {
         assert_eq!(ctx(&xray), Some((T.to_string(), None)));
         assert_eq!(ctx("Root=1-5759e988;Parent=x"), None);
         assert_eq!(ctx("1"), None);
+    }
+
+    /// The width comes from how the id was written: the join matches 64-bit ids on the low half
+    /// only, so a 128-bit id must never be taken for one (nor the reverse).
+    #[test]
+    fn widths_follow_the_written_shape() {
+        use TraceIdWidth::{Bits128, Bits64};
+        let w = |s: &str, e: IdEncoding| parse_trace_id(s, e).map(|t| t.width);
+        assert_eq!(w(T, IdEncoding::Auto), Some(Bits128));
+        let high_zero = format!("{:032x}", 0xa3ce929d0e0e4736u64);
+        assert_eq!(w(&high_zero, IdEncoding::Auto), Some(Bits128));
+        assert_eq!(w(&high_zero, IdEncoding::HexPadded), Some(Bits128));
+        assert_eq!(w("a3ce929d0e0e4736", IdEncoding::Auto), Some(Bits64));
+        assert_eq!(w("a3ce929d0e0e4736", IdEncoding::Hex), Some(Bits64));
+        assert_eq!(w("1234567890123456789", IdEncoding::Auto), Some(Bits64));
+        assert_eq!(w("42", IdEncoding::Decimal), Some(Bits64));
+        assert_eq!(w("deadbeef", IdEncoding::HexPadded), Some(Bits64));
+        assert_eq!(w(&"f".repeat(17), IdEncoding::HexPadded), Some(Bits128));
+        assert_eq!(
+            w("1-5759e988-bd862e3fe1be46a994272793", IdEncoding::Auto),
+            Some(Bits128)
+        );
+        assert_eq!(
+            w(&format!("projects/p/traces/{T}"), IdEncoding::Auto),
+            Some(Bits128)
+        );
+        let cw = |v: &str| parse_context(v).map(|(t, _)| t.width);
+        let s = "00f067aa0ba902b7";
+        assert_eq!(cw(&format!("00-{T}-{s}-01")), Some(Bits128));
+        assert_eq!(cw(&format!("{T}-{s}-1")), Some(Bits128));
+        assert_eq!(cw(&format!("{}-{s}-1", &T[16..])), Some(Bits64));
+        assert_eq!(cw(&format!("{T}:{s}:0:1")), Some(Bits128));
+        assert_eq!(cw(&format!("{}:{s}:0:1", &T[16..])), Some(Bits64));
+        assert_eq!(cw("deadbeef:beef:0:1"), Some(Bits64));
+        let xray = format!("Root=1-{}-{};Parent={s}", &T[..8], &T[8..]);
+        assert_eq!(cw(&xray), Some(Bits128));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! nested objects only when a dotted rule path needs them, and the object is kept verbatim for
 //! the output, so a JSON line costs one parse and one copy.
 
-use super::ids::{parse_context, parse_span_id, parse_trace_id};
+use super::ids::{parse_context, parse_span_id, parse_trace_id, LogTraceId};
 use super::intern::Interner;
 use super::level::{normalize_level, LevelScheme};
 use super::otlp::{json as otlp_json, otlp_logs, wire};
@@ -21,7 +21,7 @@ use super::rules::{
 };
 use super::time::parse_timestamp;
 use super::DecodeError;
-use crate::model::{LogEvent, LogFields, LogFormat, Origin, SpanId, TimestampSource, TraceId};
+use crate::model::{LogEvent, LogFields, LogFormat, Origin, SpanId, TimestampSource, TraceIdWidth};
 use bytes::Bytes;
 use prost::Message;
 use regex::CaptureLocations;
@@ -79,7 +79,7 @@ pub struct Provenance {
 /// Values found in a line, borrowed from it where possible.
 #[derive(Default, Debug)]
 struct Found<'a> {
-    trace_id: Option<TraceId>,
+    trace_id: Option<LogTraceId>,
     span_id: Option<SpanId>,
     timestamp: Option<Cow<'a, str>>,
     level: Option<Cow<'a, str>>,
@@ -440,7 +440,8 @@ impl LogDecoder {
         LogEvent {
             timestamp_unix_nanos,
             timestamp_source,
-            trace_id: found.trace_id,
+            trace_id: found.trace_id.map(|t| t.id),
+            trace_id_width: found.trace_id.map_or(TraceIdWidth::Bits128, |t| t.width),
             span_id: found.span_id,
             severity: found.level.map(|l| l.into()),
             body,
@@ -573,7 +574,9 @@ fn apply_text_rules<'a>(
                         found.prov.span_id = Some(source);
                     }
                 }
-                Some((t, s)) if found.trace_id == Some(t) && found.span_id.is_none() => {
+                Some((t, s))
+                    if found.trace_id.map(|f| f.id) == Some(t.id) && found.span_id.is_none() =>
+                {
                     if s.is_some() {
                         found.span_id = s;
                         found.prov.span_id = Some(source);

@@ -16,6 +16,23 @@
 //!   of the least recently used trace with reason `evicted`: a log is never dropped.
 //! - Spans delivered twice (at-least-once input) are kept once per trace (by span id).
 //!
+//! 64-bit trace ids (Datadog's decimal `dd.trace_id`, 16 hex digits of B3 or Jaeger; the
+//! decoder flags them, [`TraceIdWidth::Bits64`]) meet 128-bit traces on their low 64 bits:
+//! - Such a log's candidates are the traces whose id ends in its 64 bits and that have a span
+//!   in its window (a trace whose high half is zero counts too). One candidate: the log is
+//!   decided as a log of that trace would be, and its `trace_id` is rewritten to the trace's full
+//!   id. Two or more: `unmatched`, reason `ambiguous_id` — never guessed. None: `unmatched`.
+//! - A second candidate may arrive until the watermark passes `l + max_wait`, so a 64-bit log
+//!   does not leave when its span arrives: it waits for its window to close (or is late,
+//!   evicted, drained), and its result, like every other, does not depend on arrival order.
+//!   It waits in the entry of its zero-padded id, like a log of that trace.
+//! - An index, low 64 bits → the traces held that have spans and the count of 64-bit logs
+//!   waiting on those bits, is updated when a trace gets its first span and when it leaves,
+//!   and read only for 64-bit logs and when a trace's spans expire: full-id logs never touch it.
+//! - While 64-bit logs wait on its low bits, a trace whose spans expired is kept (they may be
+//!   theirs) until those logs have left. When such a trace is evicted, the waiting 64-bit logs
+//!   whose window holds one of its spans are decided first, with it, and leave `evicted` too.
+//!
 //! The join is synchronous and owns no I/O: the pipeline feeds it and ships what it emits. Each
 //! trace keeps the acknowledgement token of every span record it holds spans from (each waiting
 //! log carries its own), so a record's offset stays uncommitted exactly as long as the state
@@ -26,11 +43,11 @@ mod watermark;
 pub use watermark::{PartitionClock, WatermarkTracker};
 
 use crate::model::{
-    EmitReason, JoinOutcome, JoinedLog, LogEvent, SpanSummary, TraceContext, TraceId,
+    EmitReason, JoinOutcome, JoinedLog, LogEvent, SpanSummary, TraceContext, TraceId, TraceIdWidth,
 };
 use crate::sources::ack::Ack;
 use lru::LruCache;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +78,9 @@ pub struct JoinOutput {
 struct WaitingLog {
     log: LogEvent,
     deadline: i64,
+    /// The low 64 bits it waits on, for a 64-bit id (it then waits in their zero-padded id's
+    /// entry and is decided against every trace of those bits).
+    low64: Option<u64>,
 }
 
 #[derive(Default)]
@@ -71,24 +91,40 @@ struct TraceEntry {
     span_acks: Vec<Ack>,
     /// Latest span end time, for expiry.
     max_span_end: Option<i64>,
-    /// This trace's key in the expiry index.
-    expiry: i64,
+    /// This trace's key in the expiry index (every entry has one).
+    expiry: Option<i64>,
     bytes: usize,
 }
 
-impl TraceEntry {
-    /// When something next happens to this trace at or after `watermark`: a log's deadline or
-    /// the spans' expiry (an expiry already passed waits for the logs still waiting).
-    fn next_deadline(&self, retention: i64, watermark: i64) -> Option<i64> {
-        let logs = self.waiting.iter().map(|w| w.deadline).min();
-        let spans = self
-            .max_span_end
-            .map(|e| e.saturating_add(retention))
-            .filter(|e| *e >= watermark);
-        match (logs, spans) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+/// The traces held whose ids end in one 64-bit value, and the 64-bit logs waiting on it.
+#[derive(Default)]
+struct Low64Slot {
+    /// The traces with spans: almost always one, more only when low halves collide.
+    first: Option<TraceId>,
+    more: Vec<TraceId>,
+    /// 64-bit logs waiting (all in the entry of the zero-padded id).
+    waiting: u32,
+}
+
+impl Low64Slot {
+    fn traces(&self) -> impl Iterator<Item = TraceId> + '_ {
+        self.first.into_iter().chain(self.more.iter().copied())
+    }
+    fn add(&mut self, trace_id: TraceId) {
+        match self.first {
+            None => self.first = Some(trace_id),
+            Some(_) => self.more.push(trace_id),
         }
+    }
+    fn remove(&mut self, trace_id: TraceId) {
+        if self.first == Some(trace_id) {
+            self.first = self.more.pop();
+        } else if let Some(i) = self.more.iter().position(|t| *t == trace_id) {
+            self.more.swap_remove(i);
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.waiting == 0
     }
 }
 
@@ -99,9 +135,16 @@ pub struct Join {
     retention: i64,
     traces: LruCache<TraceId, TraceEntry>,
     expiry: BTreeSet<(i64, TraceId)>,
+    /// Low 64 bits → the traces held with those bits (see the module docs). Hashed as the LRU
+    /// is (foldhash, seeded): SipHash cost the span path 8% in `cargo bench --bench join`.
+    low64: HashMap<u64, Low64Slot, lru::DefaultHasher>,
     bytes: usize,
     watermark: i64,
     waiting_logs: usize,
+    /// 64-bit logs waiting, all low halves together: while 0, nothing reads the index.
+    waiting_low64: usize,
+    /// Logs leaving one entry, reused so that emitting allocates nothing.
+    scratch: Vec<WaitingLog>,
 }
 
 fn nanos(d: Duration) -> i64 {
@@ -117,9 +160,12 @@ impl Join {
             settings,
             traces: LruCache::unbounded(),
             expiry: BTreeSet::new(),
+            low64: HashMap::default(),
             bytes: 0,
             watermark: i64::MIN,
             waiting_logs: 0,
+            waiting_low64: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -172,6 +218,12 @@ impl Join {
                 out.duplicate_spans += 1;
                 continue;
             }
+            if entry.spans.is_empty() {
+                self.low64
+                    .entry(trace_id.low64())
+                    .or_default()
+                    .add(trace_id);
+            }
             let bytes = span.approx_bytes() + std::mem::size_of::<Arc<SpanSummary>>();
             entry.bytes += bytes;
             self.bytes += bytes;
@@ -181,12 +233,14 @@ impl Join {
                     .map_or(span.end_unix_nanos, |e| e.max(span.end_unix_nanos)),
             );
             let span = Arc::new(span);
-            // Logs waiting for exactly this span leave now.
+            // Logs waiting for exactly this span leave now (not 64-bit ones: another trace of
+            // their low bits may still arrive in their window).
             let (retention, max_wait) = (self.retention, self.max_wait);
             let mut i = 0;
             while i < entry.waiting.len() {
                 let w = &entry.waiting[i];
-                if w.log.span_id == Some(span.span_id)
+                if w.low64.is_none()
+                    && w.log.span_id == Some(span.span_id)
                     && in_window(&span, w.log.timestamp_unix_nanos, retention, max_wait)
                 {
                     let w = entry.waiting.swap_remove(i);
@@ -218,7 +272,7 @@ impl Join {
             }
         }
         for t in touched {
-            self.reschedule(t, out);
+            self.reschedule(t);
         }
         self.enforce_bounds(out);
     }
@@ -236,23 +290,36 @@ impl Join {
             return;
         };
         let deadline = log.timestamp_unix_nanos.saturating_add(self.max_wait);
+        // A 64-bit id waits under its zero-padded form (whatever the decoder left in the high
+        // half); an all-zero low half is no 64-bit id, so it is taken as written.
+        let low64 = (log.trace_id_width == TraceIdWidth::Bits64)
+            .then(|| TraceId::from_low64(trace_id.low64()))
+            .flatten();
         if deadline < self.watermark {
-            let spans = self
-                .traces
-                .peek(&trace_id)
-                .map_or(&[][..], |e| &e.spans[..]);
-            out.emitted.push(decide(
-                log,
-                spans,
-                EmitReason::Late,
-                self.retention,
-                self.max_wait,
-            ));
+            let joined = match low64 {
+                Some(key) => self.decide_low64(log, key.low64(), EmitReason::Late),
+                None => {
+                    let spans = self
+                        .traces
+                        .peek(&trace_id)
+                        .map_or(&[][..], |e| &e.spans[..]);
+                    decide(log, spans, EmitReason::Late, self.retention, self.max_wait)
+                }
+            };
+            out.emitted.push(joined);
             return;
         }
-        if let Some(entry) = self.traces.get_mut(&trace_id) {
+        let key = match low64 {
+            Some(key) => {
+                self.low64.entry(key.low64()).or_default().waiting += 1;
+                self.waiting_low64 += 1;
+                key
+            }
+            None => trace_id,
+        };
+        if let Some(entry) = self.traces.get_mut(&key) {
             let ts = log.timestamp_unix_nanos;
-            if let Some(own) = log.span_id.and_then(|sid| {
+            if let Some(own) = log.span_id.filter(|_| low64.is_none()).and_then(|sid| {
                 entry
                     .spans
                     .iter()
@@ -276,15 +343,19 @@ impl Join {
                 return;
             }
         } else {
-            self.traces.put(trace_id, TraceEntry::default());
+            self.traces.put(key, TraceEntry::default());
         }
-        let entry = self.traces.get_mut(&trace_id).expect("present");
+        let entry = self.traces.get_mut(&key).expect("present");
         let b = log.approx_bytes();
         entry.bytes += b;
         self.bytes += b;
         self.waiting_logs += 1;
-        entry.waiting.push(WaitingLog { log, deadline });
-        self.reschedule(trace_id, out);
+        entry.waiting.push(WaitingLog {
+            log,
+            deadline,
+            low64: low64.map(|k| k.low64()),
+        });
+        self.reschedule(key);
         self.enforce_bounds(out);
     }
 
@@ -302,104 +373,376 @@ impl Join {
             let Some(entry) = self.traces.peek_mut(&trace_id) else {
                 continue;
             };
-            entry.expiry = i64::MIN;
-            let mut i = 0;
-            while i < entry.waiting.len() {
-                if entry.waiting[i].deadline < watermark {
-                    let w = entry.waiting.swap_remove(i);
-                    let b = w.log.approx_bytes();
-                    entry.bytes -= b;
-                    self.bytes -= b;
-                    self.waiting_logs -= 1;
-                    out.emitted.push(decide(
-                        w.log,
-                        &entry.spans,
-                        EmitReason::WindowClosed,
-                        self.retention,
-                        self.max_wait,
-                    ));
-                } else {
-                    i += 1;
-                }
-            }
-            let spans_expired = entry
-                .max_span_end
-                .is_none_or(|e| e.saturating_add(self.retention) < watermark);
-            if spans_expired && entry.waiting.is_empty() {
-                self.remove(trace_id, out);
-            } else {
-                self.reschedule(trace_id, out);
-            }
+            entry.expiry = None;
+            self.expire(trace_id, out);
         }
     }
 
     /// Emits every waiting log and drops all state (shutdown, or partitions given up).
     pub fn drain(&mut self, out: &mut JoinOutput) {
-        while let Some((trace_id, entry)) = self.traces.pop_lru() {
-            self.release(trace_id, entry, EmitReason::Drained, out);
+        // Every log is decided before anything is dropped: a 64-bit log may depend on any
+        // trace of its low bits. Least recently used first, as eviction would.
+        let ids: Vec<TraceId> = self.traces.iter().rev().map(|(t, _)| *t).collect();
+        for t in ids {
+            self.emit_waiting(t, EmitReason::Drained, None, out);
         }
+        self.traces.clear();
         self.expiry.clear();
+        self.low64.clear();
         self.bytes = 0;
         self.waiting_logs = 0;
+        self.waiting_low64 = 0;
     }
 
-    fn reschedule(&mut self, trace_id: TraceId, _out: &mut JoinOutput) {
-        let Some(entry) = self.traces.peek_mut(&trace_id) else {
+    /// The trace's expiry key passed the watermark: its due logs leave, then it leaves unless
+    /// something still holds it.
+    fn expire(&mut self, trace_id: TraceId, out: &mut JoinOutput) {
+        self.emit_waiting(
+            trace_id,
+            EmitReason::WindowClosed,
+            Some(self.watermark),
+            out,
+        );
+        let Some(entry) = self.traces.peek(&trace_id) else {
             return;
         };
-        if entry.expiry != i64::MIN {
-            self.expiry.remove(&(entry.expiry, trace_id));
+        let spans_expired = entry
+            .max_span_end
+            .is_none_or(|e| e.saturating_add(self.retention) < self.watermark);
+        if !(spans_expired && entry.waiting.is_empty()) {
+            self.reschedule(trace_id);
+            return;
         }
-        match entry.next_deadline(self.retention, self.watermark) {
-            Some(when) => {
-                entry.expiry = when;
-                self.expiry.insert((when, trace_id));
+        if !entry.spans.is_empty() {
+            let low = trace_id.low64();
+            if let Some(pin) = self.pin(low) {
+                // The 64-bit logs due now are decided while this trace is still held.
+                if pin < self.watermark {
+                    if let Some(key) = TraceId::from_low64(low).filter(|k| *k != trace_id) {
+                        self.expire(key, out);
+                    }
+                }
+                if self.pin(low).is_some() {
+                    self.reschedule(trace_id);
+                    return;
+                }
             }
-            None => entry.expiry = i64::MIN,
         }
+        self.remove(trace_id);
     }
 
-    fn remove(&mut self, trace_id: TraceId, out: &mut JoinOutput) {
-        if let Some(entry) = self.traces.pop(&trace_id) {
-            self.release(trace_id, entry, EmitReason::Drained, out);
+    /// The earliest deadline of the 64-bit logs waiting on `low`, which keeps that low half's
+    /// traces held.
+    fn pin(&self, low: u64) -> Option<i64> {
+        if self.waiting_low64 == 0 || self.low64.get(&low).is_none_or(|s| s.waiting == 0) {
+            return None;
         }
+        let key = TraceId::from_low64(low)?;
+        self.traces
+            .peek(&key)?
+            .waiting
+            .iter()
+            .filter(|w| w.low64.is_some())
+            .map(|w| w.deadline)
+            .min()
     }
 
-    /// Emits the waiting logs of a trace leaving the state and releases its span records.
-    fn release(
+    /// Emits the waiting logs of a trace (those with deadlines before `due_before`, or all),
+    /// each decided on the state as it is.
+    fn emit_waiting(
         &mut self,
         trace_id: TraceId,
-        mut entry: TraceEntry,
         reason: EmitReason,
+        due_before: Option<i64>,
         out: &mut JoinOutput,
     ) {
-        if entry.expiry != i64::MIN {
-            self.expiry.remove(&(entry.expiry, trace_id));
+        let mut leaving = std::mem::take(&mut self.scratch);
+        let Some(entry) = self.traces.peek_mut(&trace_id) else {
+            self.scratch = leaving;
+            return;
+        };
+        let mut i = 0;
+        while i < entry.waiting.len() {
+            if due_before.is_none_or(|d| entry.waiting[i].deadline < d) {
+                let w = entry.waiting.swap_remove(i);
+                let b = w.log.approx_bytes();
+                entry.bytes -= b;
+                self.bytes -= b;
+                leaving.push(w);
+            } else {
+                i += 1;
+            }
+        }
+        self.waiting_logs -= leaving.len();
+        for w in leaving.drain(..) {
+            let joined = self.decide_waiting(trace_id, w, reason);
+            out.emitted.push(joined);
+        }
+        self.scratch = leaving;
+    }
+
+    /// Decides a log taken out of `trace_id`'s waiting list.
+    fn decide_waiting(
+        &mut self,
+        trace_id: TraceId,
+        w: WaitingLog,
+        reason: EmitReason,
+    ) -> JoinedLog {
+        match w.low64 {
+            Some(low) => {
+                self.waiting_low64 = self.waiting_low64.saturating_sub(1);
+                if let Some(slot) = self.low64.get_mut(&low) {
+                    slot.waiting = slot.waiting.saturating_sub(1);
+                    if slot.is_empty() {
+                        self.low64.remove(&low);
+                    }
+                }
+                // The decision reads only the traces, so the count can go first.
+                self.decide_low64(w.log, low, reason)
+            }
+            None => {
+                let spans = self
+                    .traces
+                    .peek(&trace_id)
+                    .map_or(&[][..], |e| &e.spans[..]);
+                decide(w.log, spans, reason, self.retention, self.max_wait)
+            }
+        }
+    }
+
+    /// Decides a 64-bit log against every trace held whose id ends in `low` (module docs).
+    fn decide_low64(&self, mut log: LogEvent, low: u64, reason: EmitReason) -> JoinedLog {
+        let ts = log.timestamp_unix_nanos;
+        let mut found: Option<(TraceId, &TraceEntry)> = None;
+        for t in self.low64.get(&low).into_iter().flat_map(Low64Slot::traces) {
+            let Some(entry) = self.traces.peek(&t) else {
+                continue;
+            };
+            if !entry
+                .spans
+                .iter()
+                .any(|s| in_window(s, ts, self.retention, self.max_wait))
+            {
+                continue;
+            }
+            if found.is_some() {
+                return JoinedLog {
+                    log,
+                    outcome: JoinOutcome::Unmatched,
+                    reason: EmitReason::AmbiguousId,
+                    span: None,
+                    trace: None,
+                };
+            }
+            found = Some((t, entry));
+        }
+        match found {
+            Some((t, entry)) => {
+                log.trace_id = Some(t);
+                decide(log, &entry.spans, reason, self.retention, self.max_wait)
+            }
+            None => decide(log, &[], reason, self.retention, self.max_wait),
+        }
+    }
+
+    /// Files the trace under its next deadline: a log's, its spans' expiry, or — spans expired —
+    /// the earliest 64-bit log of its low bits; with nothing pending, due at the next advance.
+    fn reschedule(&mut self, trace_id: TraceId) {
+        let Some(entry) = self.traces.peek(&trace_id) else {
+            return;
+        };
+        let logs = entry.waiting.iter().map(|w| w.deadline).min();
+        let spans = entry
+            .max_span_end
+            .map(|e| e.saturating_add(self.retention))
+            .filter(|e| *e >= self.watermark);
+        let mut when = match (logs, spans) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if when.is_none() && !entry.spans.is_empty() {
+            when = self.pin(trace_id.low64());
+        }
+        let when = when.unwrap_or(i64::MIN);
+        let old = entry.expiry;
+        if old == Some(when) {
+            return;
+        }
+        if let Some(old) = old {
+            self.expiry.remove(&(old, trace_id));
+        }
+        self.expiry.insert((when, trace_id));
+        if let Some(entry) = self.traces.peek_mut(&trace_id) {
+            entry.expiry = Some(when);
+        }
+    }
+
+    /// Drops a trace and everything that points at it; its waiting logs must have left.
+    fn remove(&mut self, trace_id: TraceId) {
+        let Some(mut entry) = self.traces.pop(&trace_id) else {
+            return;
+        };
+        if let Some(when) = entry.expiry {
+            self.expiry.remove(&(when, trace_id));
+        }
+        if !entry.spans.is_empty() {
+            if let std::collections::hash_map::Entry::Occupied(mut slot) =
+                self.low64.entry(trace_id.low64())
+            {
+                slot.get_mut().remove(trace_id);
+                if slot.get().is_empty() {
+                    slot.remove();
+                }
+            }
         }
         self.bytes = self.bytes.saturating_sub(entry.bytes);
-        self.waiting_logs -= entry.waiting.len();
-        for w in entry.waiting.drain(..) {
-            out.emitted.push(decide(
-                w.log,
-                &entry.spans,
-                reason,
-                self.retention,
-                self.max_wait,
-            ));
-        }
         entry.span_acks.clear();
+    }
+
+    /// Evicts a trace: its waiting logs, and the 64-bit logs elsewhere that its spans may
+    /// decide, leave `evicted`, decided while it is still held; then it goes.
+    fn evict(&mut self, victim: TraceId, has_waiting: bool, out: &mut JoinOutput) {
+        if has_waiting {
+            self.emit_waiting(victim, EmitReason::Evicted, None, out);
+        }
+        let low = victim.low64();
+        let waited_on = self.waiting_low64 > 0
+            && self.low64.get(&low).is_some_and(|s| s.waiting > 0)
+            && self
+                .traces
+                .peek(&victim)
+                .is_some_and(|e| !e.spans.is_empty());
+        if waited_on {
+            if let Some(key) = TraceId::from_low64(low).filter(|k| *k != victim) {
+                self.evict_dependents(key, victim, out);
+                self.reschedule(key);
+            }
+        }
+        self.remove(victim);
+    }
+
+    /// The 64-bit logs waiting in `key` whose window holds a span of `victim` leave `evicted`.
+    fn evict_dependents(&mut self, key: TraceId, victim: TraceId, out: &mut JoinOutput) {
+        let mut taken = std::mem::take(&mut self.scratch);
+        if let Some(entry) = self.traces.peek_mut(&key) {
+            let mut i = 0;
+            while i < entry.waiting.len() {
+                if entry.waiting[i].low64.is_some() {
+                    taken.push(entry.waiting.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        // Rare (an eviction while 64-bit logs wait on the victim's low bits): a small list.
+        let mut staying = Vec::new();
+        for w in taken.drain(..) {
+            let ts = w.log.timestamp_unix_nanos;
+            let depends = self.traces.peek(&victim).is_some_and(|e| {
+                e.spans
+                    .iter()
+                    .any(|s| in_window(s, ts, self.retention, self.max_wait))
+            });
+            if !depends {
+                staying.push(w);
+                continue;
+            }
+            let b = w.log.approx_bytes();
+            if let Some(entry) = self.traces.peek_mut(&key) {
+                entry.bytes -= b;
+            }
+            self.bytes -= b;
+            self.waiting_logs -= 1;
+            let joined = self.decide_waiting(key, w, EmitReason::Evicted);
+            out.emitted.push(joined);
+        }
+        if let Some(entry) = self.traces.peek_mut(&key) {
+            entry.waiting.append(&mut staying);
+        }
+        self.scratch = taken;
     }
 
     fn enforce_bounds(&mut self, out: &mut JoinOutput) {
         while self.traces.len() > self.settings.max_traces
             || (self.bytes > self.settings.max_state_bytes && self.traces.len() > 1)
         {
-            let Some((trace_id, entry)) = self.traces.pop_lru() else {
+            let Some((&victim, entry)) = self.traces.peek_lru() else {
                 break;
             };
+            let has_waiting = !entry.waiting.is_empty();
             out.evicted_traces += 1;
-            self.release(trace_id, entry, EmitReason::Evicted, out);
+            self.evict(victim, has_waiting, out);
         }
+    }
+
+    /// Checks the bookkeeping against the state itself (tests only).
+    #[cfg(test)]
+    fn check_consistency(&self) -> Result<(), String> {
+        let mut bytes = 0;
+        let mut waiting = 0;
+        let mut by_low: HashMap<u64, (Vec<TraceId>, u32)> = HashMap::new();
+        for (t, e) in self.traces.iter() {
+            bytes += e.bytes;
+            waiting += e.waiting.len();
+            let Some(when) = e.expiry else {
+                return Err(format!("{t:?} is not scheduled"));
+            };
+            if !self.expiry.contains(&(when, *t)) {
+                return Err(format!("{t:?} is missing from the expiry index"));
+            }
+            if !e.spans.is_empty() {
+                by_low.entry(t.low64()).or_default().0.push(*t);
+            }
+            for w in &e.waiting {
+                if let Some(low) = w.low64 {
+                    if TraceId::from_low64(low) != Some(*t) {
+                        return Err(format!("a 64-bit log of {low:x} waits in {t:?}"));
+                    }
+                    by_low.entry(low).or_default().1 += 1;
+                }
+            }
+        }
+        if self.expiry.len() != self.traces.len() {
+            return Err(format!(
+                "{} expiry keys for {} traces",
+                self.expiry.len(),
+                self.traces.len()
+            ));
+        }
+        if (bytes, waiting) != (self.bytes, self.waiting_logs) {
+            return Err(format!(
+                "bytes/waiting {:?} counted, {:?} held",
+                (self.bytes, self.waiting_logs),
+                (bytes, waiting)
+            ));
+        }
+        let low_waiting: u32 = by_low.values().map(|(_, n)| n).sum();
+        if low_waiting as usize != self.waiting_low64 {
+            return Err(format!(
+                "{} 64-bit logs counted, {low_waiting} waiting",
+                self.waiting_low64
+            ));
+        }
+        if by_low.len() != self.low64.len() {
+            return Err(format!(
+                "{} low-64 slots, {} expected",
+                self.low64.len(),
+                by_low.len()
+            ));
+        }
+        for (low, (mut traces, n)) in by_low {
+            let slot = self.low64.get(&low).ok_or(format!("no slot for {low:x}"))?;
+            let mut indexed: Vec<TraceId> = slot.traces().collect();
+            traces.sort();
+            indexed.sort();
+            if indexed != traces || slot.waiting != n {
+                return Err(format!(
+                    "slot {low:x}: {indexed:?}/{} indexed, {traces:?}/{n} held",
+                    slot.waiting
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 //! ```json
 //! {"timestamp":"…Z","severity":"ERROR","body":"…","service":"checkout",
 //!  "trace_id":"…","span_id":"…",
-//!  "join":{"outcome":"matched_span","reason":"span_arrived","timestamp_source":"record"},
+//!  "join":{"outcome":"matched_span","reason":"span_arrived","id_match":"full","timestamp_source":"record"},
 //!  "span":{"span_id":"…","parent_span_id":"…","service":"…","name":"…","kind":"SPAN_KIND_SERVER",
 //!          "status":"STATUS_CODE_ERROR","status_message":"…","exception_type":"…",
 //!          "start":"…Z","duration_ms":12.5,"attributes":{"http.route":"/cart"}},
@@ -41,6 +41,9 @@ impl Serialize for Hex<'_> {
 struct Join {
     outcome: &'static str,
     reason: &'static str,
+    /// Matched outcomes only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_match: Option<&'static str>,
     timestamp_source: TimestampSource,
 }
 
@@ -171,6 +174,7 @@ pub fn encode(joined: &JoinedLog, topic_name: &str, buf: &mut Vec<u8>) {
             &Join {
                 outcome: joined.outcome.as_str(),
                 reason: joined.reason.as_str(),
+                id_match: joined.id_match().map(|m| m.as_str()),
                 timestamp_source: log.timestamp_source,
             },
         )?;

@@ -443,6 +443,54 @@ fn datadog_text_and_status() {
     assert_eq!(ids(r#"{"status":200,"message":"GET /"}"#).2, None);
 }
 
+/// The join matches 64-bit ids on the low half only, so each log shape must carry the width it
+/// was written with.
+#[test]
+fn trace_id_width_follows_the_written_shape() {
+    use crate::model::TraceIdWidth::{Bits128, Bits64};
+    let w = |line: &str| {
+        let ev = one(line, InputLogFormat::Auto);
+        (ev.trace_id.map(|t| t.to_string()), ev.trace_id_width)
+    };
+    let low = &T[16..];
+    let padded = format!("{:0>32}", low);
+    let dd = u64::from_str_radix(low, 16).unwrap();
+    assert_eq!(
+        w(&format!(r#"{{"msg":"x","dd":{{"trace_id":"{dd}"}}}}"#)),
+        (Some(padded.clone()), Bits64)
+    );
+    assert_eq!(
+        w(&format!("x dd.trace_id={dd} dd.span_id=42")),
+        (Some(padded.clone()), Bits64)
+    );
+    assert_eq!(
+        w(&format!("level=info msg=x trace_id={low}")),
+        (Some(padded.clone()), Bits64)
+    );
+    assert_eq!(
+        w(&format!("INFO [shop,{low},{S},true] x")),
+        (Some(padded.clone()), Bits64)
+    );
+    assert_eq!(
+        w(&format!("x uber-trace-id: {low}:{S}:0:1")),
+        (Some(padded.clone()), Bits64)
+    );
+    assert_eq!(
+        w(&format!(r#"{{"msg":"x","trace_id":"{T}"}}"#)),
+        (Some(T.to_string()), Bits128)
+    );
+    // 32 digits with a zero high half were written as 128 bits.
+    assert_eq!(
+        w(&format!(r#"{{"msg":"x","trace_id":"{padded}"}}"#)),
+        (Some(padded.clone()), Bits128)
+    );
+    assert_eq!(
+        w(&format!("x traceparent: 00-{T}-{S}-01")),
+        (Some(T.to_string()), Bits128)
+    );
+    assert_eq!(w("no ids here"), (None, Bits128));
+}
+
 #[test]
 fn levels_of_klog_bunyan_pino_syslog() {
     // klog/glog header: Lmmdd hh:mm:ss.uuuuuu threadid file:line] msg (no year: record time unknown)

@@ -208,6 +208,8 @@ pub fn otlp_logs(
                     timestamp_unix_nanos,
                     timestamp_source,
                     trace_id: trace_id_from_bytes(&rec.trace_id),
+                    // OTLP carries 16 bytes: always a 128-bit id.
+                    trace_id_width: crate::model::TraceIdWidth::Bits128,
                     span_id: span_id_from_bytes(&rec.span_id),
                     severity,
                     body,

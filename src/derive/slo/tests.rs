@@ -311,6 +311,7 @@ fn log(n: u64, k: u8, ts: i64, severity: &str, body: &str) -> JoinedLog {
             timestamp_unix_nanos: ts,
             timestamp_source: TimestampSource::Record,
             trace_id: Some(trace(n)),
+            trace_id_width: Default::default(),
             span_id: Some(span_id(n, k)),
             severity: Some(severity.into()),
             body: body.into(),

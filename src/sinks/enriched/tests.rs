@@ -23,6 +23,7 @@ fn joined() -> JoinedLog {
             timestamp_unix_nanos: 1_700_000_000_010_000_000,
             timestamp_source: TimestampSource::Record,
             trace_id: Some(TraceId([0x4b; 16])),
+            trace_id_width: Default::default(),
             span_id: Some(SpanId([0x11; 8])),
             severity: Some("ERROR".into()),
             body: "declined".into(),
@@ -70,4 +71,34 @@ fn no_trace_log_has_no_span_or_trace() {
     assert_eq!(v["join"]["outcome"], "no_trace_id");
     assert!(v.get("span").is_none() && v.get("trace").is_none() && v.get("trace_id").is_none());
     assert_eq!(v["log"], serde_json::json!({"format": "text"}));
+}
+
+#[test]
+fn id_match_says_how_the_trace_id_met_the_trace() {
+    let id_match = |j: &JoinedLog| {
+        let mut buf = Vec::new();
+        encode(j, "raw", &mut buf);
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        (
+            v["join"].get("id_match").cloned(),
+            v["trace_id"].as_str().map(str::to_string),
+        )
+    };
+    let j = joined();
+    assert_eq!(id_match(&j), (Some("full".into()), Some("4b".repeat(16))));
+    // A 64-bit id the join rewrote to its trace's full id.
+    let mut low = joined();
+    low.log.trace_id_width = TraceIdWidth::Bits64;
+    assert_eq!(id_match(&low).0, Some("low64".into()));
+    // A 64-bit id equal to a trace whose high half is zero was not rewritten.
+    let mut padded = joined();
+    padded.log.trace_id_width = TraceIdWidth::Bits64;
+    padded.log.trace_id = TraceId::from_low64(0x4b4b_4b4b_4b4b_4b4b);
+    assert_eq!(id_match(&padded).0, Some("full".into()));
+    let mut ambiguous = low;
+    ambiguous.outcome = JoinOutcome::Unmatched;
+    ambiguous.reason = EmitReason::AmbiguousId;
+    ambiguous.span = None;
+    ambiguous.trace = None;
+    assert_eq!(id_match(&ambiguous).0, None);
 }

@@ -37,6 +37,7 @@ fn log(service: &str, level: &str, outcome: JoinOutcome, offset: i64) -> JoinedL
             timestamp_unix_nanos: TS + offset,
             timestamp_source: TimestampSource::Record,
             trace_id: (outcome != JoinOutcome::NoTraceId).then_some(TraceId([0x4b; 16])),
+            trace_id_width: Default::default(),
             span_id: (outcome != JoinOutcome::NoTraceId).then_some(SpanId([0x11; 8])),
             severity: Some(level.into()),
             body: format!("message {offset}").into(),
