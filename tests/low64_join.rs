@@ -104,7 +104,9 @@ struct Expect {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datadog_64_bit_ids_join_128_bit_traces_on_a_real_broker() {
-    let t = Topics::create("low64", 1).await;
+    // Three partitions, re-keyed: the internal topics place a 64-bit log by its low half, on
+    // its trace's partition.
+    let t = Topics::create("low64", 3).await;
     let p = producer();
     let now = now_nanos();
     // Written 10 ms before the spans end, as a log inside its span is.
@@ -242,11 +244,7 @@ async fn datadog_64_bit_ids_join_128_bit_traces_on_a_real_broker() {
     assert_ne!(twin_a.hex(), twin_b.hex());
 
     let mut config = t.config();
-    // One worker: with two, the first in the group can consume a partition and hand it to the
-    // second before committing, which replays it (a duplicate in 1 of 3 runs here; main's
-    // start-up gate, 8525932, addresses that). This test is about the join, and asserts each
-    // log comes out once.
-    config.workers = tracejoin::config::Workers::Count(1);
+    config.inputs.repartition = tracejoin::sources::repartition::RepartitionPolicy::Always;
     let running = start(config);
     tokio::time::sleep(Duration::from_secs(1)).await;
     produce(&p, &t.spans, Some(&later.hex()), &later.spans(now)).await;

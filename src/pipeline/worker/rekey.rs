@@ -12,7 +12,7 @@ use crate::sinks::Settled;
 use crate::sources::ack::Ack;
 use crate::sources::kafka::{Rekey, RepartitionPlan, TopicTable};
 use crate::sources::repartition::{
-    partition_for, repartition_key, split_logs_json, split_logs_proto, split_spans_json,
+    internal_partition, repartition_key, split_logs_json, split_logs_proto, split_spans_json,
     split_spans_proto, SplitError, TraceKey,
 };
 use crate::telemetry::metrics;
@@ -116,7 +116,7 @@ impl Worker {
             let key = trace.kafka_key();
             let record = OutRecord {
                 topic: target.clone(),
-                partition: key.map(|k| partition_for(&k, self.rekey.partitions)),
+                partition: key.map(|k| internal_partition(&k, self.rekey.partitions)),
                 key: key.map(|k| k.to_vec()),
                 payload: bytes,
                 headers: Some(headers.clone()),

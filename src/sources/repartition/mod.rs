@@ -67,6 +67,17 @@ pub fn repartition_key(trace_id: Option<&TraceId>) -> Option<[u8; 32]> {
     Some(key)
 }
 
+/// The internal topics' partition of a re-keyed record with key `key` (from
+/// [`repartition_key`]): murmur2 of the trace id's **low 64 bits** (its last 16 hex digits).
+/// A log that carries only a 64-bit trace id (Datadog's decimal ids, 16-digit B3 or Jaeger ids)
+/// is keyed by its zero-padded id, whose high half differs from its trace's; placing both by the
+/// low half puts it on its trace's partition, where the join can match it (`join.id_match:
+/// low64`). Traces that share a low half share a partition, which is what lets the join see the
+/// ambiguity and refuse to guess.
+pub fn internal_partition(key: &[u8; 32], partitions: i32) -> i32 {
+    partition_for(&key[16..], partitions)
+}
+
 /// The partition of `key` among `partitions` under murmur2, as Kafka's producer and Kafka Streams
 /// place keyed records. A count below 1 is treated as 1 (partition 0) rather than panicking.
 pub fn partition_for(key: &[u8], partitions: i32) -> i32 {

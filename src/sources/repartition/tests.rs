@@ -794,6 +794,44 @@ fn repartition_key_and_partition_match_the_murmur2_partitioner() {
     assert_eq!(partition_for(&key, 0), 0);
 }
 
+#[test]
+fn a_64_bit_id_lands_on_the_internal_partition_of_its_128_bit_trace() {
+    let full = crate::model::TraceId([
+        0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47,
+        0x36,
+    ]);
+    let mut short = [0u8; 16];
+    short[8..].copy_from_slice(&full.0[8..]);
+    let short = crate::model::TraceId(short);
+    let (a, b) = (
+        repartition_key(Some(&full)).unwrap(),
+        repartition_key(Some(&short)).unwrap(),
+    );
+    assert_ne!(
+        a, b,
+        "the keys differ (the output is keyed by the id as written)"
+    );
+    let mut spread = std::collections::HashSet::new();
+    for n in [2, 3, 12, 64] {
+        assert_eq!(
+            internal_partition(&a, n),
+            internal_partition(&b, n),
+            "{n} partitions"
+        );
+    }
+    // Placement by the low half still spreads traces over the partitions.
+    for i in 0..64u8 {
+        let mut t = [0u8; 16];
+        t[15] = i;
+        t[0] = 1;
+        spread.insert(internal_partition(
+            &repartition_key(Some(&crate::model::TraceId(t))).unwrap(),
+            12,
+        ));
+    }
+    assert!(spread.len() > 8, "{spread:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The co-partitioning check.
 
