@@ -210,25 +210,38 @@ impl Record {
     }
 }
 
-/// Reads `topic` from the beginning until `want` records or `timeout`.
-pub fn consume(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
+/// A consumer assigned every partition of `topic` from the beginning (assigned, not subscribed:
+/// no group to join, so reading starts at once), and the partitions. `eof`: the broker reports
+/// when the reader reaches a partition's end.
+fn reader(topic: &str, eof: bool) -> (BaseConsumer, Vec<i32>) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("group.id", unique("reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", if eof { "true" } else { "false" })
         .create()
         .expect("consumer");
-    // Assigned, not subscribed: no group to join, so reading starts at once.
     let meta = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
     let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in meta.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+    let partitions: Vec<i32> = meta.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, rdkafka::Offset::Beginning)
             .expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
+    (consumer, partitions)
+}
+
+/// Reads `topic` from the beginning until `want` records or `timeout`.
+pub fn consume(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
+    let (consumer, _) = reader(topic, false);
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < want && Instant::now() < deadline {
@@ -244,26 +257,9 @@ pub fn consume(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
 /// fixed read timeout can. Panics after `within` rather than returning a partial topic.
 /// Blocking: call it from `spawn_blocking` in async tests.
 pub fn read_all(topic: &str, within: Duration) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let meta = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    let mut at_end: HashMap<i32, bool> = HashMap::new();
-    for p in meta.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
-            .expect("partition");
-        at_end.insert(p.id(), false);
-    }
+    let (consumer, partitions) = reader(topic, true);
+    let mut at_end: HashMap<i32, bool> = partitions.into_iter().map(|p| (p, false)).collect();
     assert!(!at_end.is_empty(), "topic {topic} has no partitions");
-    consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + within;
     let mut out = Vec::new();
     while at_end.values().any(|done| !done) {

@@ -205,23 +205,18 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn start(topic: &str, cardinality_limit: usize) -> Self {
+    /// Runs the Collector on `config` (under `tests/collector/`) with `env`, its output in a
+    /// log file of its own.
+    fn spawn(config: &str, env: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("otelcol.log");
-        let port = super::free_port();
         let child = Command::new(collector_bin())
             .arg(format!(
                 "--config={}",
-                super::repo().join("tests/collector/config.yaml").display()
+                super::repo().join("tests/collector").join(config).display()
             ))
             .env("TRACEJOIN_COLLECTOR_BROKERS", super::bootstrap())
-            .env("TRACEJOIN_COLLECTOR_TOPIC", topic)
-            .env("TRACEJOIN_COLLECTOR_GROUP", super::unique("otelcol"))
-            .env("TRACEJOIN_COLLECTOR_PROM_PORT", port.to_string())
-            .env(
-                "TRACEJOIN_COLLECTOR_CARDINALITY_LIMIT",
-                cardinality_limit.to_string(),
-            )
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::options().append(true).open(&log).unwrap())
             .spawn()
@@ -230,51 +225,51 @@ impl Collector {
             child,
             log,
             _dir: dir,
-            metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+            metrics_url: String::new(),
         }
+    }
+
+    pub fn start(topic: &str, cardinality_limit: usize) -> Self {
+        let port = super::free_port();
+        let mut c = Self::spawn(
+            "config.yaml",
+            &[
+                ("TRACEJOIN_COLLECTOR_TOPIC", topic.to_string()),
+                ("TRACEJOIN_COLLECTOR_GROUP", super::unique("otelcol")),
+                ("TRACEJOIN_COLLECTOR_PROM_PORT", port.to_string()),
+                (
+                    "TRACEJOIN_COLLECTOR_CARDINALITY_LIMIT",
+                    cardinality_limit.to_string(),
+                ),
+            ],
+        );
+        c.metrics_url = format!("http://127.0.0.1:{port}/metrics");
+        c
     }
 
     /// The Collector as a producer: OTLP/HTTP in, its Kafka exporter (default settings) out to
     /// `spans_topic` and `logs_topic` (`tests/collector/exporter.yaml`). `otlp_url` is the
     /// receiver's base URL.
     pub fn start_exporter(spans_topic: &str, logs_topic: &str) -> (Self, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("otelcol.log");
         let port = super::free_port();
-        let child = Command::new(collector_bin())
-            .arg(format!(
-                "--config={}",
-                super::repo()
-                    .join("tests/collector/exporter.yaml")
-                    .display()
-            ))
-            .env("TRACEJOIN_COLLECTOR_BROKERS", super::bootstrap())
-            .env("TRACEJOIN_COLLECTOR_SPANS_TOPIC", spans_topic)
-            .env("TRACEJOIN_COLLECTOR_LOGS_TOPIC", logs_topic)
-            .env("TRACEJOIN_COLLECTOR_OTLP_PORT", port.to_string())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
-            .spawn()
-            .expect("start the Collector");
-        let url = format!("http://127.0.0.1:{port}");
+        let c = Self::spawn(
+            "exporter.yaml",
+            &[
+                ("TRACEJOIN_COLLECTOR_SPANS_TOPIC", spans_topic.to_string()),
+                ("TRACEJOIN_COLLECTOR_LOGS_TOPIC", logs_topic.to_string()),
+                ("TRACEJOIN_COLLECTOR_OTLP_PORT", port.to_string()),
+            ],
+        );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the Collector's OTLP receiver never listened: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
+                c.log()
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        (
-            Collector {
-                child,
-                log,
-                _dir: dir,
-                metrics_url: String::new(),
-            },
-            url,
-        )
+        (c, format!("http://127.0.0.1:{port}"))
     }
 
     pub fn log(&self) -> String {
