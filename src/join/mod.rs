@@ -40,7 +40,7 @@
 
 mod watermark;
 
-pub use watermark::{PartitionClock, WatermarkTracker};
+pub use watermark::{OriginProgress, PartitionClock, WatermarkTracker};
 
 use crate::model::{
     EmitReason, JoinOutcome, JoinedLog, LogEvent, SpanSummary, TraceContext, TraceId, TraceIdWidth,

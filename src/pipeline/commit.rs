@@ -73,6 +73,11 @@ impl Commits {
 
     /// Pauses or resumes consumption for `in_flight` entries in flight; true when it has just
     /// resumed.
+    /// Whether backpressure holds every partition paused.
+    pub(super) fn paused(&self) -> bool {
+        self.paused
+    }
+
     pub(super) fn backpressure(
         &mut self,
         consumer: &SourceConsumer,

@@ -61,6 +61,7 @@ fn decide(config: &Config, rules: Arc<CompiledRules>) -> Result<RepartitionPlan,
     let mut plan = RepartitionPlan {
         rekey: vec![false; names.len()],
         partitions: 1,
+        input_partitions: vec![0; names.len()],
         spans_topic: format!("{group}.repartition.spans"),
         logs_topic: format!("{group}.repartition.logs"),
         spans_topic_exists: false,
@@ -81,6 +82,7 @@ fn decide(config: &Config, rules: Arc<CompiledRules>) -> Result<RepartitionPlan,
             .unwrap_or(0)
     };
     let counts: Vec<i32> = names.iter().map(|n| count(n)).collect();
+    plan.input_partitions.clone_from(&counts);
     let existing = [count(&plan.spans_topic), count(&plan.logs_topic)];
     plan.spans_topic_exists = existing[0] > 0;
     plan.logs_topic_exists = existing[1] > 0;

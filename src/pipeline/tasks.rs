@@ -57,6 +57,19 @@ impl Tasks {
         self.get(key.1).watermark.assign(key, now);
     }
 
+    /// A partition of an internal topic, fed by the input partitions `origins`
+    /// (`join::watermark`).
+    pub(super) fn assign_via_origins(
+        &mut self,
+        key: PartitionKey,
+        origins: &[PartitionKey],
+        now: Instant,
+    ) {
+        self.get(key.1)
+            .watermark
+            .assign_via_origins(key, origins, now);
+    }
+
     /// Consumption resumes after a pause: every task's idle clocks restart (see
     /// `WatermarkTracker::resumed`).
     pub(super) fn resumed(&mut self, now: Instant) {

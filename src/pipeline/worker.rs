@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 mod assemble;
+mod marks;
 mod rekey;
 
 pub(super) use assemble::{Shared, WorkerHooks};
@@ -59,6 +60,8 @@ impl From<DecodeError> for Refused {
 pub(super) struct Worker {
     /// Where re-keyed records go.
     rekey: rekey::Targets,
+    /// Progress of the re-keyed input partitions owned, and which feed each internal topic.
+    marks: marks::Marks,
     /// Reused buffer of the records a split yields.
     parts: Vec<(crate::sources::repartition::TraceKey, Vec<u8>)>,
     index: usize,
@@ -129,8 +132,14 @@ impl Worker {
             AssignmentChange::Assigned { keys, seen_before } => {
                 self.seen_before.extend(seen_before);
                 for k in keys {
-                    if self.topics.role(k.0).is_some_and(TopicRole::joins) {
-                        self.tasks.assign(k, now);
+                    match self.topics.role(k.0) {
+                        Some(TopicRole::Rekey(_)) => self.marks.forwarded.assign(k, now),
+                        Some(role @ (TopicRole::RekeyedSpans | TopicRole::RekeyedLogs)) => {
+                            self.tasks
+                                .assign_via_origins(k, self.marks.origins(role), now)
+                        }
+                        Some(_) => self.tasks.assign(k, now),
+                        None => {}
                     }
                     self.commits.ledger.assign(k);
                 }
@@ -140,6 +149,7 @@ impl Worker {
             AssignmentChange::Revoked(keys) => {
                 for k in keys {
                     self.seen_before.remove(&k);
+                    self.marks.forwarded.revoke(k);
                     self.tasks.revoke(k);
                     self.commits.ledger.revoke(k);
                 }
@@ -161,6 +171,7 @@ impl Worker {
                     tracing::warn!(error = %e, "could not resume the partitions held at start-up");
                 }
                 self.tasks.resumed(Instant::now());
+                self.marks.forwarded.resumed(Instant::now());
                 tracing::info!(
                     worker = self.index,
                     partitions = assignment.count(),
@@ -181,6 +192,11 @@ impl Worker {
         };
         let key = (topic, m.partition());
         let ack = self.commits.ledger.take(key, m.offset());
+        if matches!(role, TopicRole::RekeyedSpans | TopicRole::RekeyedLogs) && marks::is_mark(m) {
+            self.on_mark(m, key, Instant::now());
+            ack.complete(&mut self.commits.ledger);
+            return;
+        }
         // Where the record came from: its own coordinates, or for a re-keyed record those of
         // the input record it was cut from (the enriched output and dead letters name those).
         let origin = match role {
@@ -224,7 +240,7 @@ impl Worker {
             match role {
                 TopicRole::Spans | TopicRole::RekeyedSpans => {
                     let counted = self.counted_before(key, m.offset());
-                    self.on_spans(payload, key, &ack, now, max_future, counted)
+                    self.on_spans(payload, key, origin, &ack, now, max_future, counted)
                         .map_err(Refused::from)
                 }
                 TopicRole::Logs(_) | TopicRole::RekeyedLogs => {
@@ -245,7 +261,9 @@ impl Worker {
                     )
                     .map_err(Refused::from)
                 }
-                TopicRole::Rekey(kind) => self.rekey(m, kind, origin, &ack, kafka_nanos),
+                TopicRole::Rekey(kind) => {
+                    self.rekey(m, kind, origin, &ack, kafka_nanos, max_future)
+                }
             }
         };
         if let Err(e) = result {
@@ -272,10 +290,12 @@ impl Worker {
 
     /// `counted`: the record is a replay whose spans the derived signals have counted already
     /// (below an earlier owner's seen mark): the join takes them, the observers do not.
+    #[allow(clippy::too_many_arguments)]
     fn on_spans(
         &mut self,
         payload: &[u8],
         key: PartitionKey,
+        origin: Origin,
         ack: &Ack,
         now: Instant,
         max_future: i64,
@@ -317,7 +337,8 @@ impl Worker {
         let decoded = self.spans_buf.len() as u64;
         let task = self.tasks.get(key.1);
         if latest > i64::MIN {
-            task.watermark.observe(key, latest, now);
+            let from = (origin.topic, origin.partition);
+            task.watermark.observe_origin(key, from, latest, now);
         }
         task.join
             .on_spans(self.spans_buf.drain(..), ack, &mut self.out);
@@ -365,7 +386,8 @@ impl Worker {
             task.join.on_log(log, &mut self.out);
         }
         if latest > i64::MIN {
-            task.watermark.observe(key, latest, now);
+            let from = (origin.topic, origin.partition);
+            task.watermark.observe_origin(key, from, latest, now);
         }
         if from_kafka > 0 {
             metrics().timestamp_adjusted("kafka", from_kafka);
@@ -426,6 +448,7 @@ impl Worker {
             .backpressure(&self.consumer, self.outbox.in_flight(), &self.gauges)
         {
             self.tasks.resumed(Instant::now());
+            self.marks.forwarded.resumed(Instant::now());
         }
     }
 
@@ -451,6 +474,7 @@ impl Worker {
         }
         self.gauges.join_state(traces, bytes, waiting);
         self.backpressure();
+        self.send_marks(now);
         self.commits.tick(now, &self.consumer, &self.topics);
     }
 

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::sources::ack::Ack;
 use crate::sources::kafka::base_client_config;
 use crate::telemetry::metrics;
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -73,26 +73,26 @@ impl KafkaSink {
         &self.producer
     }
 
-    /// Sends a record; the future resolves once Kafka acknowledged it.
+    /// Sends a record; the future resolves once Kafka acknowledged it. The record enters the
+    /// producer's queue now, not when the future is first polled, so the records sent to one
+    /// partition reach it in the order of these calls: the re-keying stage's progress marks
+    /// rely on that (a mark lands behind every record forwarded before it).
     pub fn send(&self, record: OutRecord) -> Delivery {
         let producer = self.producer.clone();
+        let mut queued = Self::enqueue(&producer, &record);
         Box::pin(async move {
             loop {
-                let mut fr = FutureRecord::to(&record.topic).payload(&record.payload);
-                if let Some(k) = &record.key {
-                    fr = fr.key(k);
-                }
-                if let Some(h) = &record.headers {
-                    fr = fr.headers(h.clone());
-                }
-                if let Some(p) = record.partition {
-                    fr = fr.partition(p);
-                }
-                if let Some(t) = record.timestamp_ms {
-                    fr = fr.timestamp(t);
-                }
-                match producer.send(fr, Timeout::Never).await {
-                    Ok(_) => {
+                let outcome = match queued.take() {
+                    Some(delivery) => delivery.await,
+                    // The queue was full (or the delivery failed): wait for room, as `send` does.
+                    None => producer
+                        .send(Self::future_record(&record), Timeout::Never)
+                        .await
+                        .map(|_| ())
+                        .map_err(|(e, _)| e),
+                };
+                match outcome {
+                    Ok(()) => {
                         metrics().produced(&record.topic);
                         if let Some(t) = record.event_time_nanos {
                             let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
@@ -100,7 +100,7 @@ impl KafkaSink {
                         }
                         return;
                     }
-                    Err((e, _)) => {
+                    Err(e) => {
                         metrics().produce_retry(&record.topic);
                         tracing::warn!(topic = %record.topic, error = %e, "delivery failed; sending again in 1s");
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -108,6 +108,38 @@ impl KafkaSink {
                 }
             }
         })
+    }
+
+    /// Puts the record in the producer's queue; `None` when the queue is full.
+    fn enqueue(
+        producer: &FutureProducer,
+        record: &OutRecord,
+    ) -> Option<Pin<Box<dyn Future<Output = Result<(), KafkaError>> + Send>>> {
+        let delivery = producer.send_result(Self::future_record(record)).ok()?;
+        Some(Box::pin(async move {
+            match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(e),
+                Err(_canceled) => Err(KafkaError::Canceled),
+            }
+        }))
+    }
+
+    fn future_record(record: &OutRecord) -> FutureRecord<'_, Vec<u8>, Vec<u8>> {
+        let mut fr = FutureRecord::to(&record.topic).payload(&record.payload);
+        if let Some(k) = &record.key {
+            fr = fr.key(k);
+        }
+        if let Some(h) = &record.headers {
+            fr = fr.headers(h.clone());
+        }
+        if let Some(p) = record.partition {
+            fr = fr.partition(p);
+        }
+        if let Some(t) = record.timestamp_ms {
+            fr = fr.timestamp(t);
+        }
+        fr
     }
 }
 

@@ -137,6 +137,9 @@ pub struct RepartitionPlan {
     pub rekey: Vec<bool>,
     /// Partitions of the internal topics.
     pub partitions: i32,
+    /// Per input topic (as `rekey`): its partition count when the plan was made (0: unknown).
+    /// A join task tracks a re-keyed partition through these origins (`join::watermark`).
+    pub input_partitions: Vec<i32>,
     /// `<group_id>.repartition.spans`.
     pub spans_topic: String,
     /// `<group_id>.repartition.logs`.

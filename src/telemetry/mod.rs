@@ -47,6 +47,7 @@ pub struct Metrics {
     repartition_active: IntGaugeVec,
     partition_key_unchecked: IntCounterVec,
     rekeyed: IntCounterVec,
+    progress_marks: IntCounterVec,
     loki_entries: IntCounterVec,
     loki_bytes: IntCounterVec,
     loki_batches: IntCounterVec,
@@ -176,6 +177,7 @@ impl Metrics {
             partition_key_unchecked: counter_vec(&r, "tracejoin_partition_key_unchecked_total", "Unkeyed records on a multi-partition topic joined without repartitioning: their co-partitioning cannot be checked, by topic.", &["topic"]),
             repartition_active: gauge_vec(&r, "tracejoin_repartition_active", "1 when an input topic's records are re-keyed by trace id into the internal topics (inputs.repartition), by topic.", &["topic"]),
             rekeyed: counter_vec(&r, "tracejoin_repartition_records_total", "Records produced to the internal repartition topics, by source topic.", &["topic"]),
+            progress_marks: counter_vec(&r, "tracejoin_repartition_progress_marks_total", "Progress marks: written to the internal topics by the re-keying owners (`sent`), read by the join tasks (`read`).", &["direction"]),
             spans_counted_before: counter(&r, "tracejoin_spans_counted_before_total", "Spans replayed from below an earlier owner's committed seen mark (after a restart or a rebalance): joined again, not counted again in RED or SLO."),
             rebalance_partitions: counter_vec(&r, "tracejoin_rebalance_partitions_total", "Partitions assigned to or revoked from this process's consumers in rebalances, by change (assigned, revoked). Under the classic protocol every member's partitions are revoked at each rebalance; under the consumer protocol only those that move.", &["change"]),
             partition_key_mismatch: counter_vec(&r, "tracejoin_partition_key_mismatch_total", "Keyed records whose key does not hash to their partition under the configured partitioner (topics not co-partitioned).", &["topic"]),
@@ -363,6 +365,10 @@ impl Metrics {
     /// Records re-keyed from an input topic.
     pub fn rekeyed(&self, topic: &str, n: u64) {
         self.rekeyed.with_label_values(&[topic]).inc_by(n);
+    }
+    /// Progress marks written (`sent`) or read (`read`).
+    pub fn progress_marks(&self, direction: &str, n: u64) {
+        self.progress_marks.with_label_values(&[direction]).inc_by(n);
     }
     /// Replayed spans an earlier owner had counted.
     pub fn spans_counted_before(&self, n: u64) {

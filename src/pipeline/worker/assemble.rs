@@ -124,6 +124,7 @@ impl Worker {
         let j = &config.join;
         Ok(Worker {
             rekey: rekey::Targets::new(plan),
+            marks: marks::Marks::new(plan, &topics, config.join.idle_timeout),
             parts: Vec::new(),
             index,
             gauges: metrics().worker(index),

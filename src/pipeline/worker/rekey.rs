@@ -26,9 +26,9 @@ const SOURCE_OFFSET: &str = "tracejoin.source.offset";
 
 /// The internal topics.
 pub(in crate::pipeline) struct Targets {
-    spans: Arc<str>,
-    logs: Arc<str>,
-    partitions: i32,
+    pub(super) spans: Arc<str>,
+    pub(super) logs: Arc<str>,
+    pub(super) partitions: i32,
 }
 
 impl Targets {
@@ -79,23 +79,32 @@ impl Worker {
         origin: Origin,
         ack: &Ack,
         kafka_nanos: i64,
+        max_future: i64,
     ) -> Result<(), Refused> {
         let payload = m.payload().unwrap_or_default();
         self.parts.clear();
-        let target = match kind {
+        // The record's event time as the join will see it (future times clamped alike), for
+        // this partition's progress marks.
+        let (target, latest) = match kind {
             Rekey::Spans => {
-                if payload.first() == Some(&b'{') {
-                    split_spans_json(payload, &mut self.parts)?;
+                let stats = if payload.first() == Some(&b'{') {
+                    split_spans_json(payload, &mut self.parts)?
                 } else {
-                    split_spans_proto(payload, &mut self.parts)?;
-                }
-                self.rekey.spans.clone()
+                    split_spans_proto(payload, &mut self.parts)?
+                };
+                let latest = stats.latest_event_nanos.map(|t| t.min(max_future));
+                (self.rekey.spans.clone(), latest)
             }
             Rekey::Logs(format) => {
-                self.split_logs(payload, format, origin, kafka_nanos)?;
-                self.rekey.logs.clone()
+                let latest = self.split_logs(payload, format, origin, kafka_nanos, max_future)?;
+                (self.rekey.logs.clone(), latest)
             }
         };
+        self.marks.forwarded.observe(
+            (origin.topic, origin.partition),
+            latest.unwrap_or(kafka_nanos.min(max_future)),
+            std::time::Instant::now(),
+        );
         let source = self.topics.name(origin.topic);
         metrics().rekeyed(source, self.parts.len() as u64);
         let headers = OwnedHeaders::new_with_capacity(3)
@@ -134,14 +143,16 @@ impl Worker {
     }
 
     /// A log record, cut per trace: raw lines (one log each) are forwarded as they are, keyed
-    /// by the trace id the rules find; OTLP batches of several traces are split.
+    /// by the trace id the rules find; OTLP batches of several traces are split. Returns the
+    /// latest log time, as the join will take it.
     fn split_logs(
         &mut self,
         payload: &[u8],
         format: InputLogFormat,
         origin: Origin,
         kafka_nanos: i64,
-    ) -> Result<(), Refused> {
+        max_future: i64,
+    ) -> Result<Option<i64>, Refused> {
         self.logs_buf.clear();
         self.log_decoder.decode(
             Bytes::copy_from_slice(payload),
@@ -152,7 +163,15 @@ impl Worker {
         )?;
         let mut first: Option<Option<TraceId>> = None;
         let mut several = false;
+        let mut latest = None;
         for log in self.logs_buf.drain(..) {
+            let t = log.timestamp_unix_nanos;
+            let t = if t > max_future {
+                kafka_nanos.min(max_future)
+            } else {
+                t
+            };
+            latest = latest.max(Some(t));
             match first {
                 None => first = Some(log.trace_id),
                 Some(t) if t != log.trace_id => several = true,
@@ -163,13 +182,13 @@ impl Worker {
             let trace = first.flatten();
             debug_assert_eq!(repartition_key(trace.as_ref()), TraceKey(trace).kafka_key());
             self.parts.push((TraceKey(trace), payload.to_vec()));
-            return Ok(());
+            return Ok(latest);
         }
         if payload.first() == Some(&b'{') {
             split_logs_json(payload, &mut self.parts)?;
         } else {
             split_logs_proto(payload, &mut self.parts)?;
         }
-        Ok(())
+        Ok(latest)
     }
 }

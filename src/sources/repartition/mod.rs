@@ -97,6 +97,9 @@ pub struct SplitStats {
     pub without_trace: u32,
     /// The input held one trace key only and was forwarded byte for byte, not re-encoded.
     pub passthrough: bool,
+    /// The highest span end time in the input (ns), for the re-keying owner's progress marks;
+    /// `None` for log records (their time comes from the decoder) and for spans without one.
+    pub latest_event_nanos: Option<i64>,
 }
 
 /// Why a record could not be split. Codes match `crate::decode::DecodeError::code`, so the

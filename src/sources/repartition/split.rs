@@ -44,6 +44,12 @@ use std::fmt;
 const SPAN_TRACE_ID: u32 = 1;
 /// Field number of the trace id in a `LogRecord`.
 const LOG_TRACE_ID: u32 = 9;
+/// Field number of `end_time_unix_nano` (fixed64) in a `Span`: the span's event time, which the
+/// re-keying owner's progress marks report.
+const SPAN_END_TIME: u32 = 8;
+/// No event-time field is read (a log record's time comes from the decoder, which the re-keying
+/// stage runs anyway to find trace ids in raw lines).
+const NO_TIME: u32 = 0;
 
 /// Splits an OTLP protobuf `ExportTraceServiceRequest` into one request per trace id, appending
 /// `(key, encoded request)` to `out`. See the module docs.
@@ -51,7 +57,7 @@ pub fn split_spans_proto(
     payload: &[u8],
     out: &mut Vec<(TraceKey, Vec<u8>)>,
 ) -> Result<SplitStats, SplitError> {
-    ProtoSplitter::default().split(payload, SPAN_TRACE_ID, out)
+    ProtoSplitter::default().split(payload, SPAN_TRACE_ID, SPAN_END_TIME, out)
 }
 
 /// Splits an OTLP protobuf `ExportLogsServiceRequest` into one request per trace id; log records
@@ -60,7 +66,7 @@ pub fn split_logs_proto(
     payload: &[u8],
     out: &mut Vec<(TraceKey, Vec<u8>)>,
 ) -> Result<SplitStats, SplitError> {
-    ProtoSplitter::default().split(payload, LOG_TRACE_ID, out)
+    ProtoSplitter::default().split(payload, LOG_TRACE_ID, NO_TIME, out)
 }
 
 /// Splits an OTLP/JSON `ExportTraceServiceRequest` into one OTLP/JSON request per trace id.
@@ -265,6 +271,8 @@ struct ProtoSplitter {
     rs: Vec<Level>,
     ss: Vec<Level>,
     items: Vec<Item>,
+    /// Highest event time of the leaves read (spans' end time), if any.
+    latest: Option<u64>,
     scope_runs: Vec<ScopeRun>,
     resource_runs: Vec<ResourceRun>,
 }
@@ -274,12 +282,14 @@ impl ProtoSplitter {
         &mut self,
         buf: &[u8],
         trace_field: u32,
+        time_field: u32,
         out: &mut Vec<(TraceKey, Vec<u8>)>,
     ) -> Result<SplitStats, SplitError> {
-        self.scan(buf, trace_field)?;
+        self.scan(buf, trace_field, time_field)?;
         let mut stats = SplitStats {
             items: self.items.len() as u32,
             without_trace: self.items.iter().filter(|i| i.key.is_none()).count() as u32,
+            latest_event_nanos: self.latest.and_then(|t| i64::try_from(t).ok()),
             ..SplitStats::default()
         };
         let Some(first) = self.items.first().map(|i| i.key) else {
@@ -305,7 +315,8 @@ impl ProtoSplitter {
     }
 
     /// Reads the framing: headers of every level, and each leaf with its trace id.
-    fn scan(&mut self, buf: &[u8], trace_field: u32) -> Result<(), SplitError> {
+    fn scan(&mut self, buf: &[u8], trace_field: u32, time_field: u32) -> Result<(), SplitError> {
+        self.latest = None;
         self.top.clear();
         self.hdrs.clear();
         self.rs.clear();
@@ -342,7 +353,8 @@ impl ProtoSplitter {
             while p < f.value_end {
                 let g = read_field(buf, &mut p, f.value_end)?;
                 if g.number == 2 {
-                    self.scan_scope(buf, rs, g.value_start, g.value_end, trace_field)?;
+                    let fields = (trace_field, time_field);
+                    self.scan_scope(buf, rs, g.value_start, g.value_end, fields)?;
                 }
             }
         }
@@ -355,7 +367,7 @@ impl ProtoSplitter {
         rs: u32,
         start: usize,
         end: usize,
-        trace_field: u32,
+        (trace_field, time_field): (u32, u32),
     ) -> Result<(), SplitError> {
         let ss = self.ss.len() as u32;
         let first = self.hdrs.len();
@@ -370,7 +382,10 @@ impl ProtoSplitter {
             if f.wire != WT_LEN {
                 return Err(err(at, "span is not a message"));
             }
-            let key = trace_id_of(buf, f.value_start, f.value_end, trace_field)?;
+            let (key, time) = leaf_of(buf, f.value_start, f.value_end, trace_field, time_field)?;
+            if time.is_some() {
+                self.latest = self.latest.max(time);
+            }
             self.items.push(Item {
                 key,
                 rs,
@@ -461,14 +476,17 @@ impl ProtoSplitter {
 }
 
 /// The trace id of the span / log record in `buf[start..end]`: the last `trace_field` (as prost
-/// reads a repeated singular field), `None` when absent, empty, all-zero or not 16 bytes.
-fn trace_id_of(
+/// reads a repeated singular field), `None` when absent, empty, all-zero or not 16 bytes; and the
+/// last fixed64 `time_field`, if any (0 reads none; a zero time is no time).
+fn leaf_of(
     buf: &[u8],
     start: usize,
     end: usize,
     trace_field: u32,
-) -> Result<Option<TraceId>, SplitError> {
+    time_field: u32,
+) -> Result<(Option<TraceId>, Option<u64>), SplitError> {
     let mut found: Option<(usize, usize)> = None;
+    let mut time = None;
     let mut p = start;
     while p < end {
         let at = p;
@@ -478,9 +496,13 @@ fn trace_id_of(
                 return Err(err(at, "trace id is not bytes"));
             }
             found = Some((f.value_start, f.value_end));
+        } else if f.number == time_field && f.wire == WT_FIXED64 {
+            if let Ok(bytes) = <[u8; 8]>::try_from(&buf[f.value_start..f.value_end]) {
+                time = Some(u64::from_le_bytes(bytes)).filter(|t| *t > 0);
+            }
         }
     }
-    Ok(found.and_then(|(a, b)| TraceId::from_slice(&buf[a..b])))
+    Ok((found.and_then(|(a, b)| TraceId::from_slice(&buf[a..b])), time))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -491,18 +513,22 @@ struct JsonNames {
     resource: [&'static str; 2],
     scope: [&'static str; 2],
     leaf: [&'static str; 2],
+    /// The leaf's event-time member read for progress marks (none for log records).
+    time: [&'static str; 2],
 }
 
 const SPAN_NAMES: JsonNames = JsonNames {
     resource: ["resourceSpans", "resource_spans"],
     scope: ["scopeSpans", "scope_spans"],
     leaf: ["spans", "spans"],
+    time: ["endTimeUnixNano", "end_time_unix_nano"],
 };
 
 const LOG_NAMES: JsonNames = JsonNames {
     resource: ["resourceLogs", "resource_logs"],
     scope: ["scopeLogs", "scope_logs"],
     leaf: ["logRecords", "log_records"],
+    time: ["", ""],
 };
 
 /// An object key, borrowed from the record unless it has escapes.
@@ -617,33 +643,39 @@ impl<'de> DeserializeSeed<'de> for RawSeed {
 }
 
 /// The `traceId` / `trace_id` member of a leaf object, as the decoder reads it: hex, any case;
-/// anything else (absent, not a string, not 32 hex digits, all zero) is no trace id.
-struct LeafTraceId(Option<TraceId>);
+/// anything else (absent, not a string, not 32 hex digits, all zero) is no trace id. And its
+/// event time (`time` names, a string or a number of nanoseconds), if any.
+struct LeafSeed<'n>(&'n [&'static str; 2]);
 
-impl<'de> de::Deserialize<'de> for LeafTraceId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = LeafTraceId;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an OTLP/JSON span or log record object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeafTraceId, A::Error> {
-                let mut id = None;
-                while let Some(key) = map.next_key::<Key<'de>>()? {
-                    if key.0 == "traceId" || key.0 == "trace_id" {
-                        let raw = map.next_value::<&'de RawValue>()?;
-                        id = serde_json::from_str::<Key<'_>>(raw.get())
-                            .ok()
-                            .and_then(|s| hex_trace_id(&s.0));
-                    } else {
-                        map.next_value::<de::IgnoredAny>()?;
-                    }
-                }
-                Ok(LeafTraceId(id))
+impl<'de> DeserializeSeed<'de> for LeafSeed<'_> {
+    type Value = (Option<TraceId>, Option<u64>);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LeafSeed<'_> {
+    type Value = (Option<TraceId>, Option<u64>);
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an OTLP/JSON span or log record object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut id, mut time) = (None, None);
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if key.0 == "traceId" || key.0 == "trace_id" {
+                let raw = map.next_value::<&'de RawValue>()?;
+                id = serde_json::from_str::<Key<'_>>(raw.get())
+                    .ok()
+                    .and_then(|s| hex_trace_id(&s.0));
+            } else if !key.0.is_empty() && self.0.contains(&&*key.0) {
+                let raw = map.next_value::<&'de RawValue>()?;
+                let text = raw.get().trim_matches('"');
+                time = text.parse::<u64>().ok().filter(|t| *t > 0);
+            } else {
+                map.next_value::<de::IgnoredAny>()?;
             }
         }
-        d.deserialize_map(V)
+        Ok((id, time))
     }
 }
 
@@ -690,11 +722,17 @@ fn split_json(
     }
 
     let mut items = Vec::new();
+    let mut latest: Option<u64> = None;
     for (r, rs) in top.children.iter().enumerate() {
         for (s, ss) in rs.children.iter().enumerate() {
             for leaf in &ss.children {
-                let LeafTraceId(key) =
-                    serde_json::from_str(leaf.get()).map_err(SplitError::Json)?;
+                let mut de = serde_json::Deserializer::from_str(leaf.get());
+                let (key, time) = LeafSeed(&names.time)
+                    .deserialize(&mut de)
+                    .map_err(SplitError::Json)?;
+                if time.is_some() {
+                    latest = latest.max(time);
+                }
                 items.push((key, r, s, *leaf));
             }
         }
@@ -702,6 +740,7 @@ fn split_json(
     let mut stats = SplitStats {
         items: items.len() as u32,
         without_trace: items.iter().filter(|i| i.0.is_none()).count() as u32,
+        latest_event_nanos: latest.and_then(|t| i64::try_from(t).ok()),
         ..SplitStats::default()
     };
     let Some(first) = items.first().map(|i| i.0) else {

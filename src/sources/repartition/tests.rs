@@ -505,6 +505,18 @@ fn check_shape(input: &[u8], out: &[(TraceKey, Vec<u8>)], stats: SplitStats, ite
     }
 }
 
+/// The highest span end time of a request: what the split reports for progress marks.
+fn latest_end(req: &FullTraces) -> Option<i64> {
+    req.resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .map(|s| s.end_time_unix_nano)
+        .filter(|t| *t > 0)
+        .max()
+        .map(|t| t as i64)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -539,6 +551,7 @@ proptest! {
         let after = summaries(&mut SpanDecoder::new(&keep, 100), &records, false);
         prop_assert_eq!(&before, &after);
         prop_assert_eq!(stats.without_trace, before.1);
+        prop_assert_eq!(stats.latest_event_nanos, latest_end(&full));
     }
 
     #[test]
@@ -563,6 +576,7 @@ proptest! {
         let after = summaries(&mut SpanDecoder::new(&keep, 100), &records, true);
         prop_assert_eq!(&before, &after);
         prop_assert_eq!(stats.without_trace, before.1);
+        prop_assert_eq!(stats.latest_event_nanos, latest_end(&b.traces()));
     }
 
     #[test]
@@ -706,7 +720,8 @@ fn repartition_keys_sorted_no_trace_first_and_counted() {
             items: 4,
             records: 3,
             without_trace: 1,
-            passthrough: false
+            passthrough: false,
+            latest_event_nanos: latest_end(&two_trace_batch().traces()),
         }
     );
     let keys: Vec<_> = out.iter().map(|(k, _)| k.kafka_key()).collect();
