@@ -440,7 +440,11 @@ mod tests {
         let mut w = WatermarkTracker::new(Duration::ZERO, Duration::from_secs(2));
         w.assign_via_origins(VIA, &[], t0);
         w.observe_origin(VIA, A, 100 * S, t0);
-        assert_eq!(w.watermark(t0, None), Some(100 * S), "a plain partition clock");
+        assert_eq!(
+            w.watermark(t0, None),
+            Some(100 * S),
+            "a plain partition clock"
+        );
         w.mark(VIA, progress(B, Some(30 * S), false), t0);
         assert_eq!(w.watermark(t0, None), Some(30 * S));
     }
@@ -456,7 +460,10 @@ mod tests {
         p.sort_by_key(|p| p.origin);
         assert_eq!(
             p,
-            vec![progress(A, Some(100 * S), true), progress(B, Some(120 * S), false)]
+            vec![
+                progress(A, Some(100 * S), true),
+                progress(B, Some(120 * S), false)
+            ]
         );
         assert!(
             w.progress(t1, Some(t1)).all(|p| !p.idle),

@@ -134,10 +134,9 @@ impl Worker {
                 for k in keys {
                     match self.topics.role(k.0) {
                         Some(TopicRole::Rekey(_)) => self.marks.forwarded.assign(k, now),
-                        Some(role @ (TopicRole::RekeyedSpans | TopicRole::RekeyedLogs)) => {
-                            self.tasks
-                                .assign_via_origins(k, self.marks.origins(role), now)
-                        }
+                        Some(role @ (TopicRole::RekeyedSpans | TopicRole::RekeyedLogs)) => self
+                            .tasks
+                            .assign_via_origins(k, self.marks.origins(role), now),
                         Some(_) => self.tasks.assign(k, now),
                         None => {}
                     }

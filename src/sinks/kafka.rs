@@ -41,6 +41,9 @@ pub struct OutRecord {
     pub timestamp_ms: Option<i64>,
 }
 
+/// A record in the producer's queue: resolves with its delivery report.
+type Queued = Pin<Box<dyn Future<Output = Result<(), KafkaError>> + Send>>;
+
 /// A pending delivery; resolves once Kafka acknowledged the record (its token dropped).
 pub type Delivery = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -114,7 +117,7 @@ impl KafkaSink {
     fn enqueue(
         producer: &FutureProducer,
         record: &OutRecord,
-    ) -> Option<Pin<Box<dyn Future<Output = Result<(), KafkaError>> + Send>>> {
+    ) -> Option<Queued> {
         let delivery = producer.send_result(Self::future_record(record)).ok()?;
         Some(Box::pin(async move {
             match delivery.await {

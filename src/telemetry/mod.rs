@@ -368,7 +368,9 @@ impl Metrics {
     }
     /// Progress marks written (`sent`) or read (`read`).
     pub fn progress_marks(&self, direction: &str, n: u64) {
-        self.progress_marks.with_label_values(&[direction]).inc_by(n);
+        self.progress_marks
+            .with_label_values(&[direction])
+            .inc_by(n);
     }
     /// Replayed spans an earlier owner had counted.
     pub fn spans_counted_before(&self, n: u64) {

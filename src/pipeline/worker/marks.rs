@@ -154,7 +154,10 @@ impl Worker {
         progress.sort_by_key(|p| p.origin);
         let topics = &self.topics;
         let spans = |p: &&OriginProgress| {
-            matches!(topics.role(p.origin.0), Some(TopicRole::Rekey(Rekey::Spans)))
+            matches!(
+                topics.role(p.origin.0),
+                Some(TopicRole::Rekey(Rekey::Spans))
+            )
         };
         let (of_spans, of_logs): (Vec<&OriginProgress>, Vec<&OriginProgress>) =
             progress.iter().partition(spans);
@@ -275,7 +278,10 @@ mod tests {
         };
         let marks = Marks::new(&plan, &table(), Duration::from_secs(1));
         assert_eq!(marks.origins(TopicRole::RekeyedSpans), &[(0, 0), (0, 1)]);
-        assert_eq!(marks.origins(TopicRole::RekeyedLogs), &[(1, 0), (1, 1), (1, 2)]);
+        assert_eq!(
+            marks.origins(TopicRole::RekeyedLogs),
+            &[(1, 0), (1, 1), (1, 2)]
+        );
         assert!(marks.origins(TopicRole::Spans).is_empty());
     }
 }

@@ -502,7 +502,10 @@ fn leaf_of(
             }
         }
     }
-    Ok((found.and_then(|(a, b)| TraceId::from_slice(&buf[a..b])), time))
+    Ok((
+        found.and_then(|(a, b)| TraceId::from_slice(&buf[a..b])),
+        time,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
