@@ -86,10 +86,21 @@ pub struct SloSpec {
     /// Which of them are bad: `{availability: {…}}` or `{latency: {…}}`.
     #[serde(with = "serde_yaml::with::singleton_map")]
     pub indicator: Indicator,
+    /// A window with fewer events than this has no error ratio: its SLI, its burn rate and the
+    /// alert conditions over it read 0. One bad request in an otherwise empty 3-day window is
+    /// 100 % errors, which would fire `ticket_slow`; the price is that a service with fewer
+    /// requests than this per 5 minutes cannot page on the 5-minute window. 0 turns it off.
+    /// Default 10.
+    #[serde(default = "default_min_events")]
+    pub min_events: u64,
 }
 
 fn default_time_window() -> Duration {
     Duration::from_secs(30 * 86_400)
+}
+
+fn default_min_events() -> u64 {
+    10
 }
 
 /// Which spans are events of an SLO. All given conditions must hold.

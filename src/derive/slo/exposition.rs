@@ -26,7 +26,8 @@
 //! Where this differs from Sloth: the ratios are over event time (span end), exact counts in
 //! time buckets rather than `rate()` over scrapes; the period ratio is the period's events, not
 //! Sloth's average of 5m ratios; a window without events has ratio 0, where Sloth's `0/0` is
-//! NaN. Until the first watermark only the constant series are exported. Bad events are counted
+//! NaN; a window with fewer than the SLO's `min_events` events also reads 0 (all its ratios:
+//! SLI, burn rates). Until the first watermark only the constant series are exported. Bad events are counted
 //! in `tracejoin_slo_events_total` and the attribution when finalised (`max_wait` after the
 //! span's end), good ones at once. Attribution series are exported only for pairs with bad
 //! events in the window.
@@ -248,7 +249,7 @@ impl Collector for Exposition {
             for win in Window::ALL {
                 let c = s.counts(win, w);
                 if win == Window::M5 {
-                    ratio_5m = c.ratio();
+                    ratio_5m = meta.error_ratio(c);
                 }
                 for m in window_events(slo, win.as_str(), c) {
                     push(WINDOW_EVENTS, g, m);
@@ -256,7 +257,7 @@ impl Collector for Exposition {
                 push(
                     &sli_name(win.as_str()),
                     g,
-                    gauge(with(&[("sloth_window", win.as_str())]), c.ratio()),
+                    gauge(with(&[("sloth_window", win.as_str())]), meta.error_ratio(c)),
                 );
             }
             let pc = s.period_counts(w);
@@ -267,10 +268,10 @@ impl Collector for Exposition {
                 push(
                     &sli_name(&meta.period_str),
                     g,
-                    gauge(with(&[("sloth_window", &meta.period_str)]), pc.ratio()),
+                    gauge(with(&[("sloth_window", &meta.period_str)]), meta.error_ratio(pc)),
                 );
             }
-            let period_burn = pc.ratio() / meta.budget();
+            let period_burn = meta.error_ratio(pc) / meta.budget();
             push(
                 "slo:current_burn_rate:ratio",
                 g,

@@ -168,6 +168,7 @@ impl SloEngine {
                 objective: spec.objective,
                 period: spec.time_window,
                 period_str: series::prom_duration(spec.time_window),
+                min_events: spec.min_events,
                 labels: spec
                     .labels
                     .iter()

@@ -31,12 +31,24 @@ pub(crate) struct Meta {
     /// The period as Prometheus writes a duration (`30d`, `4w`).
     pub(crate) period_str: String,
     pub(crate) labels: Vec<(String, String)>,
+    /// Fewer events in a window than this: no error ratio (`SloSpec::min_events`).
+    pub(crate) min_events: u64,
 }
 
 impl Meta {
     /// `1 - objective`.
     pub(crate) fn budget(&self) -> f64 {
         1.0 - self.objective
+    }
+
+    /// A window's error ratio, 0 below `min_events` events (the guard against one bad event
+    /// in a near-empty window reading as 100 % errors).
+    pub(crate) fn error_ratio(&self, c: Counts) -> f64 {
+        if c.total < self.min_events {
+            0.0
+        } else {
+            c.ratio()
+        }
     }
 }
 
@@ -218,7 +230,7 @@ impl SloSeries {
 
     /// Error ratio ÷ error budget in window `win` as of `at`.
     pub(crate) fn burn_rate(&self, win: Window, at: i64) -> f64 {
-        self.counts(win, at).ratio() / self.meta.budget()
+        self.meta.error_ratio(self.counts(win, at)) / self.meta.budget()
     }
 
     /// Finalised bad events in window `win` as of `at`, by (operation, cause), largest first.

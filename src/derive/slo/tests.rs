@@ -76,6 +76,7 @@ proptest! {
             period: std::time::Duration::from_secs(86_400),
             period_str: "1d".into(),
             labels: Vec::new(),
+            min_events: 0,
         };
         let mut s = SloSeries::new(meta, 10, 10);
         for (t, bad) in &events {
@@ -535,6 +536,59 @@ fn a_crossing_produces_one_event_not_one_per_tick() {
     assert!(out.iter().filter(|x| x.alert == "page_slow").count() == 1);
 }
 
+/// An SLO like `cfg`'s with `min_events` set.
+fn cfg_min_events(min_events: u64) -> SloConfig {
+    SloConfig::parse(
+        &format!(
+            "slos:
+- name: shop-api
+  service: shop
+  objective: 0.99
+  min_events: {min_events}
+  selector:
+    span_name_regex: \"(GET|POST) /api/.*\"
+  indicator:
+    availability:
+      bad_attributes: [\"http.response.status_code >= 500\"]
+"
+        ),
+        "test",
+    )
+    .unwrap()
+}
+
+#[test]
+fn one_bad_event_in_an_empty_window_fires_nothing_under_the_minimum_events_guard() {
+    let alerts = |min_events: u64| {
+        let mut e = SloEngine::new(&cfg_min_events(min_events), MAX_WAIT).unwrap();
+        let mut out = Vec::new();
+        e.observe_spans(&[server(1, "POST /api/checkout", T0, true)]);
+        let mut t = T0;
+        while t < T0 + 10 * MIN {
+            t += 10 * S;
+            e.advance(t, &mut out);
+        }
+        let text = render(&e);
+        let names: Vec<&str> = out.iter().map(|a| a.alert).collect();
+        (names, text)
+    };
+    let (guarded, text) = alerts(10);
+    assert!(guarded.is_empty(), "{guarded:?}");
+    assert!(
+        text.contains("slo:sli_error:ratio_rate3d{sloth_id=\"shop-shop-api\",sloth_service=\"shop\",sloth_slo=\"shop-api\",sloth_window=\"3d\"} 0"),
+        "below the minimum the 3d SLI reads 0:\n{text}"
+    );
+    assert!(
+        text.contains("tracejoin_slo_window_events{outcome=\"bad\",slo=\"shop-api\",window=\"3d\"} 1"),
+        "the event itself is still counted:\n{text}"
+    );
+    // Without the guard the lone bad event is 100 % errors in every window: every alert fires.
+    let (unguarded, _) = alerts(0);
+    for alert in ["page_quick", "page_slow", "ticket_quick", "ticket_slow"] {
+        assert!(unguarded.contains(&alert), "{alert} in {unguarded:?}");
+    }
+}
+
 // ---------------------------------------------------------------- the issue's scenario
 
 /// The request mix of the scenario: every 2 s of event time a cart and a checkout request.
@@ -703,6 +757,7 @@ fn sloth_names_and_labels() {
   objective: 0.999
   time_window: 28d
   labels: {team: payments}
+  min_events: 0
   indicator: {availability: {}}
 ",
         "t",
