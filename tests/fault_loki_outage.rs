@@ -4,7 +4,8 @@
 //! every log reaches both sinks: nothing lost, offsets committed only behind both.
 //!
 //! The in-flight bound is the pipeline's own: nothing in this test limits what it sends. It is
-//! observed from the processor's metrics (`tracejoin_records_in_flight`,
+//! observed from the processor's metrics (`tracejoin_loki_batches_failing` and
+//! `tracejoin_loki_retries_total` moving during the outage, `tracejoin_records_in_flight`,
 //! `tracejoin_consumption_paused`, `tracejoin_records_consumed_total`), and what reaches the
 //! server is checked log by log.
 
@@ -26,6 +27,10 @@ struct Observed {
     in_flight: f64,
     paused: f64,
     consumed_logs: f64,
+    /// Loki batches whose last attempt failed, now.
+    failing: f64,
+    /// Loki retries so far, every cause.
+    retries: f64,
 }
 
 fn observe(running: &Running, logs_topic: &str) -> Observed {
@@ -47,6 +52,12 @@ fn observe(running: &Running, logs_topic: &str) -> Observed {
         in_flight: over_workers("tracejoin_records_in_flight", |a, b| a + b),
         paused: over_workers("tracejoin_consumption_paused", f64::max),
         consumed_logs: get("tracejoin_records_consumed_total", &[("topic", logs_topic)]),
+        failing: get("tracejoin_loki_batches_failing", &[]),
+        retries: parse(&m)
+            .into_iter()
+            .filter(|s| s.name == "tracejoin_loki_retries_total")
+            .map(|s| s.value)
+            .sum(),
     }
 }
 
@@ -74,11 +85,15 @@ async fn a_loki_outage_pauses_consumption_and_loses_nothing() {
     vl.stop();
     let down = Instant::now();
     let mut paused_seen = false;
+    let mut failing_seen = 0f64;
+    let mut retries_while_down = 0f64;
     let mut max_held = 0f64;
     let mut last = at_stop.consumed_logs;
     while down.elapsed() < Duration::from_secs(20) {
         let o = observe(&running, &t.logs);
         paused_seen |= o.paused == 1.0;
+        failing_seen = failing_seen.max(o.failing);
+        retries_while_down = o.retries - at_stop.retries;
         max_held = max_held.max(o.in_flight);
         last = o.consumed_logs;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -95,6 +110,15 @@ async fn a_loki_outage_pauses_consumption_and_loses_nothing() {
         at_stop.in_flight
     );
     assert!(paused_seen, "consumption never paused while Loki was down");
+    // The outage shows on /metrics while it lasts, not when the batches finally get through.
+    assert!(
+        failing_seen >= 1.0,
+        "tracejoin_loki_batches_failing stayed 0 while Loki was down"
+    );
+    assert!(
+        retries_while_down >= 5.0,
+        "tracejoin_loki_retries_total moved by {retries_while_down} during a 20 s outage"
+    );
     assert!(
         max_held >= MAX_IN_FLIGHT as f64,
         "the in-flight gauge never reached the bound ({max_held}): the outage was not observed"
@@ -122,6 +146,8 @@ async fn a_loki_outage_pauses_consumption_and_loses_nothing() {
         )
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = observe(&running, &t.logs);
+    assert_eq!(after.failing, 0.0, "Loki is back: nothing is failing");
     running.stop().await;
 
     // Log by log: the set of markers in Loki is the set produced.

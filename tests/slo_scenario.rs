@@ -402,5 +402,32 @@ async fn burn_crosses_14_4_attribution_names_endpoint_and_db_error_then_decays()
         "one crossing, one event: {:#?}",
         events.iter().map(Record::json).collect::<Vec<_>>()
     );
+    // The engine's own counts are on /metrics: every event read was counted as produced.
+    let m = running.health.render();
+    let distinct: std::collections::BTreeSet<(String, u64)> = events
+        .iter()
+        .map(Record::json)
+        .map(|e| {
+            let alert = e["alert"].as_str().unwrap_or_default().to_string();
+            (
+                alert,
+                e["event_time_unix_nanos"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let produced = value(&m, "tracejoin_slo_attribution_events_total", &[]).unwrap_or(0.0);
+    assert!(
+        produced >= distinct.len() as f64 && produced >= 1.0,
+        "tracejoin_slo_attribution_events_total {produced}, {} events read",
+        distinct.len()
+    );
+    assert!(
+        value(&m, "tracejoin_slo_state_bytes", &[]).is_some_and(|b| b > 0.0),
+        "tracejoin_slo_state_bytes"
+    );
+    assert!(
+        value(&m, "tracejoin_slo_pending_bad_events", &[]).is_some(),
+        "tracejoin_slo_pending_bad_events"
+    );
     running.stop().await;
 }

@@ -123,7 +123,12 @@ impl Observer for SloObserver {
         if slowest == i64::MIN || slowest == i64::MAX {
             return;
         }
-        self.shared.engine().advance(slowest, &mut self.events);
+        {
+            let mut engine = self.shared.engine();
+            engine.advance(slowest, &mut self.events);
+            // Under the engine's lock: the workers mirror its counts one at a time.
+            metrics().slo_stats(&engine.stats());
+        }
         for event in self.events.drain(..) {
             tracing::info!(event = %String::from_utf8_lossy(&event.to_json()), "slo burn-rate threshold crossed");
             let Some(topic) = &self.shared.topic else {

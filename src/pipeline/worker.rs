@@ -152,9 +152,8 @@ impl Worker {
                     self.tasks.revoke(k);
                     self.commits.ledger.revoke(k);
                 }
-                let any_left = self.tasks.partitions() > 0;
-                let open = *self.gate.borrow();
-                self.health.set_worker_ready(self.index, any_left && open);
+                // Still a member: a revocation is the first half of a rebalance, and a member
+                // left with no partition is a standby, ready all the same (`/readyz`).
             }
         }
     }

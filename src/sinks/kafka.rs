@@ -114,10 +114,7 @@ impl KafkaSink {
     }
 
     /// Puts the record in the producer's queue; `None` when the queue is full.
-    fn enqueue(
-        producer: &FutureProducer,
-        record: &OutRecord,
-    ) -> Option<Queued> {
+    fn enqueue(producer: &FutureProducer, record: &OutRecord) -> Option<Queued> {
         let delivery = producer.send_result(Self::future_record(record)).ok()?;
         Some(Box::pin(async move {
             match delivery.await {

@@ -53,6 +53,16 @@ pub struct Metrics {
     loki_batches: IntCounterVec,
     loki_retries: IntCounterVec,
     loki_request_duration: Histogram,
+    loki_batches_in_flight: IntGauge,
+    loki_batches_failing: IntGauge,
+    slo_pending: IntGauge,
+    slo_orphan_logs: IntGauge,
+    slo_bytes: IntGauge,
+    slo_forced: IntCounter,
+    slo_too_old: IntCounter,
+    slo_duplicates: IntCounter,
+    slo_overflowed: IntCounterVec,
+    slo_attribution_events: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -193,10 +203,20 @@ impl Metrics {
             loki_entries: counter_vec(&r, "tracejoin_loki_entries_total", "Log entries pushed to Loki, by result (delivered, rejected).", &["result"]),
             loki_bytes: counter_vec(&r, "tracejoin_loki_bytes_total", "Bytes of delivered Loki pushes, before (uncompressed) and after (wire) compression.", &["encoding"]),
             loki_batches: counter_vec(&r, "tracejoin_loki_batches_total", "Loki push batches by result: delivered, or the rejection cause (dead-lettered).", &["result"]),
-            loki_retries: counter_vec(&r, "tracejoin_loki_retries_total", "Loki push attempts retried, by cause (rate_limited, server_error, connection).", &["cause"]),
+            loki_retries: counter_vec(&r, "tracejoin_loki_retries_total", "Loki push attempts retried, by cause (rate_limited, server_error, connection); counted as each retry is decided.", &["cause"]),
+            slo_pending: gauge(&r, "tracejoin_slo_pending_bad_events", "SLO bad events waiting for their trace's logs to name a cause."),
+            slo_orphan_logs: gauge(&r, "tracejoin_slo_orphan_logs", "Error logs kept for a bad span of their trace not seen yet."),
+            slo_bytes: gauge(&r, "tracejoin_slo_state_bytes", "Approximate bytes held by the SLO rings and label tables."),
+            slo_forced: counter(&r, "tracejoin_slo_forced_finalisations_total", "SLO bad events finalised before their logs could arrive because slo attribution.max_pending was reached."),
+            slo_too_old: counter(&r, "tracejoin_slo_too_old_events_total", "SLO events older than every window reaches (counted in tracejoin_slo_events_total only)."),
+            slo_duplicates: counter(&r, "tracejoin_slo_duplicate_spans_total", "Spans not counted in the SLOs because they were counted recently (redeliveries)."),
+            slo_overflowed: counter_vec(&r, "tracejoin_slo_overflowed_total", "SLO events whose operation or cause was folded into `other` by its cap.", &["label"]),
+            slo_attribution_events: counter(&r, "tracejoin_slo_attribution_events_total", "Attribution events produced (burn-rate thresholds crossed upward)."),
+            loki_batches_in_flight: gauge(&r, "tracejoin_loki_batches_in_flight", "Loki batches being sent now (attempts and backoff)."),
+            loki_batches_failing: gauge(&r, "tracejoin_loki_batches_failing", "Loki batches whose last attempt failed and that are still being retried: above 0, Loki is failing now."),
             loki_request_duration: {
                 let h = Histogram::with_opts(
-                    HistogramOpts::new("tracejoin_loki_request_duration_seconds", "Duration of one Loki push request (the last attempt of a batch).")
+                    HistogramOpts::new("tracejoin_loki_request_duration_seconds", "Duration of one Loki push request (every attempt).")
                         .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
                 )
                 .expect("valid metric");
@@ -324,21 +344,46 @@ impl Metrics {
                 self.loki_batches.with_label_values(&[cause.as_str()]).inc();
             }
         }
-        for (cause, n) in [
-            ("rate_limited", stats.retries_rate_limited),
-            ("server_error", stats.retries_server_error),
-            ("connection", stats.retries_connection),
-        ] {
-            if n > 0 {
-                self.loki_retries
-                    .with_label_values(&[cause])
-                    .inc_by(u64::from(n));
-            }
+    }
+
+    /// The SLO engine's own counts (`SloStats`), mirrored: gauges set, counters moved up to the
+    /// engine's cumulative values.
+    pub fn slo_stats(&self, s: &crate::derive::slo::SloStats) {
+        fn mirror(c: &IntCounter, v: u64) {
+            c.inc_by(v.saturating_sub(c.get()));
         }
-        if stats.attempts > 0 {
-            self.loki_request_duration
-                .observe(stats.request_latency.as_secs_f64());
-        }
+        self.slo_pending.set(s.pending as i64);
+        self.slo_orphan_logs.set(s.orphan_logs as i64);
+        self.slo_bytes.set(s.bytes as i64);
+        mirror(&self.slo_forced, s.forced_finalisations);
+        mirror(&self.slo_too_old, s.too_old);
+        mirror(&self.slo_duplicates, s.duplicates);
+        mirror(&self.slo_attribution_events, s.attribution_events);
+        mirror(
+            &self.slo_overflowed.with_label_values(&["operation"]),
+            s.operations_overflowed,
+        );
+        mirror(
+            &self.slo_overflowed.with_label_values(&["cause"]),
+            s.causes_overflowed,
+        );
+    }
+
+    /// One Loki push attempt ended after `took`.
+    pub fn loki_attempt(&self, took: std::time::Duration) {
+        self.loki_request_duration.observe(took.as_secs_f64());
+    }
+    /// A Loki push is retried, for `cause`.
+    pub fn loki_retry(&self, cause: &str) {
+        self.loki_retries.with_label_values(&[cause]).inc();
+    }
+    /// Loki batches being sent now.
+    pub fn loki_batches_in_flight(&self) -> &IntGauge {
+        &self.loki_batches_in_flight
+    }
+    /// Loki batches failing now.
+    pub fn loki_batches_failing(&self) -> &IntGauge {
+        &self.loki_batches_failing
     }
 
     /// RED metrics: spans skipped as redeliveries and spans folded into the overflow series.

@@ -1,7 +1,10 @@
 //! `/metrics`, `/healthz` and `/readyz` over HTTP.
 //!
 //! `/healthz` answers 200 while the process serves at all (liveness). `/readyz` answers 200 once
-//! a worker's consumer has partitions assigned and 503 before or after (readiness: a rolling
+//! the process's workers are members of the consumer group (each has had an assignment, or the
+//! start-up deadline passed) — whether or not they got partitions: with more members than
+//! partitions a member without any is a standby, and must not fail a rollout — and through
+//! rebalances; 503 before, and from the start of a graceful shutdown (readiness: a rolling
 //! restart waits for it). `/metrics` renders the processor's own metrics and every extra registry the
 //! pipeline adds (RED metrics), in the Prometheus text format.
 
@@ -21,11 +24,11 @@ pub struct Health {
 }
 
 impl Health {
-    /// Marks the processor ready (partitions assigned) or not (as worker 0).
+    /// Marks the processor ready (a member of the group) or not (as worker 0).
     pub fn set_ready(&self, ready: bool) {
         self.set_worker_ready(0, ready);
     }
-    /// Marks one worker as having partitions or not; the process is ready while any has.
+    /// Marks one worker as a member of the group or not; the process is ready while any is.
     pub fn set_worker_ready(&self, worker: usize, ready: bool) {
         let bit = 1u64 << worker.min(63);
         if ready {
@@ -67,7 +70,7 @@ async fn ready_handler(State(h): State<Health>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no partitions assigned\n",
+            "not ready: not yet a member of the consumer group, or shutting down\n",
         )
     }
 }

@@ -203,7 +203,7 @@ pub struct AttributionConfig {
     pub max_causes: usize,
     /// Bad events waiting for their trace's logs, over all SLOs. Beyond it the oldest is
     /// finalised early, with the cause known so far
-    /// (`tracejoin_slo_forced_finalisations`, see [`SloStats`](super::SloStats)).
+    /// (`tracejoin_slo_forced_finalisations_total`, see [`SloStats`](super::SloStats)).
     pub max_pending: usize,
     /// Error logs kept for traces whose bad span has not been seen yet (a child span's log
     /// that left the join before its parent server span arrived).

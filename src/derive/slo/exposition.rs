@@ -268,7 +268,10 @@ impl Collector for Exposition {
                 push(
                     &sli_name(&meta.period_str),
                     g,
-                    gauge(with(&[("sloth_window", &meta.period_str)]), meta.error_ratio(pc)),
+                    gauge(
+                        with(&[("sloth_window", &meta.period_str)]),
+                        meta.error_ratio(pc),
+                    ),
                 );
             }
             let period_burn = meta.error_ratio(pc) / meta.budget();

@@ -579,7 +579,9 @@ fn one_bad_event_in_an_empty_window_fires_nothing_under_the_minimum_events_guard
         "below the minimum the 3d SLI reads 0:\n{text}"
     );
     assert!(
-        text.contains("tracejoin_slo_window_events{outcome=\"bad\",slo=\"shop-api\",window=\"3d\"} 1"),
+        text.contains(
+            "tracejoin_slo_window_events{outcome=\"bad\",slo=\"shop-api\",window=\"3d\"} 1"
+        ),
         "the event itself is still counted:\n{text}"
     );
     // Without the guard the lone bad event is 100 % errors in every window: every alert fires.

@@ -12,8 +12,11 @@
 //!   rejected too ([`RejectCause::RetriesExhausted`]); unset, `send` retries until delivered,
 //!   which is how backpressure reaches the consumer: the pipeline bounds batches in flight.
 //!
-//! No log lines and no registered metrics here: [`LokiClient::stats`] exposes cumulative
-//! counters and every outcome carries its [`SendStats`], for `telemetry` to report.
+//! No log lines here, and metric names only in `telemetry`: what changes while a batch is still
+//! being retried (attempts, retries, batches in flight and failing) is reported to it as it
+//! happens, so a Loki outage shows on `/metrics` at once, not when the batch finally ends; the
+//! rest comes with each outcome's [`SendStats`]. [`LokiClient::stats`] keeps cumulative
+//! counters per client.
 //!
 //! Why one file over 600 lines: one request's life (encoding, the retry classification of every Loki status, backoff, stats) reads best in one place; the wire formats live in `event`.
 
@@ -22,6 +25,7 @@ use super::event::{self, PushRequest, StreamAdapter};
 use super::sink::LokiBatch;
 use super::LokiError;
 use crate::model::Origin;
+use crate::telemetry::metrics;
 use prost::Message as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -424,8 +428,7 @@ impl LokiClient {
     /// abandons the batch (its offsets stay uncommitted).
     pub async fn send(&self, batch: LokiBatch) -> BatchOutcome {
         let c = &self.inner.counters;
-        c.in_flight.fetch_add(1, Relaxed);
-        let _gauge = GaugeGuard(&c.in_flight, 1);
+        let _gauge = GaugeGuard::new(&c.in_flight, metrics().loki_batches_in_flight());
         let started = Instant::now();
         let wire = batch.into_wire();
         let (body, raw_len, content_type) = wire.encode(self.inner.encoding);
@@ -444,6 +447,7 @@ impl LokiClient {
                 .attempt(body.clone(), content_type, wire.tenant.as_deref())
                 .await;
             stats.request_latency = t0.elapsed();
+            metrics().loki_attempt(stats.request_latency);
             c.requests.fetch_add(1, Relaxed);
             c.request_nanos
                 .fetch_add(stats.request_latency.as_nanos() as u64, Relaxed);
@@ -486,8 +490,10 @@ impl LokiClient {
                 format!("HTTP {status}: {text}")
             });
             if failing.is_none() {
-                c.failing.fetch_add(1, Relaxed);
-                failing = Some(GaugeGuard(&c.failing, 1));
+                failing = Some(GaugeGuard::new(
+                    &c.failing,
+                    metrics().loki_batches_failing(),
+                ));
             }
             if retry.max_attempts.is_some_and(|m| stats.attempts >= m) {
                 stats.latency = started.elapsed();
@@ -497,14 +503,17 @@ impl LokiClient {
             }
             match cause {
                 RetryCause::RateLimited => {
+                    metrics().loki_retry("rate_limited");
                     stats.retries_rate_limited += 1;
                     c.retries_rate_limited.fetch_add(1, Relaxed);
                 }
                 RetryCause::ServerError => {
+                    metrics().loki_retry("server_error");
                     stats.retries_server_error += 1;
                     c.retries_server_error.fetch_add(1, Relaxed);
                 }
                 RetryCause::Connection => {
+                    metrics().loki_retry("connection");
                     stats.retries_connection += 1;
                     c.retries_connection.fetch_add(1, Relaxed);
                 }
@@ -617,10 +626,19 @@ impl LokiClient {
     }
 }
 
-struct GaugeGuard<'a>(&'a AtomicI64, i64);
+/// Counts one batch in a client's gauge and the matching exported one while it lives.
+struct GaugeGuard<'a>(&'a AtomicI64, &'static prometheus::IntGauge);
+impl<'a> GaugeGuard<'a> {
+    fn new(counter: &'a AtomicI64, exported: &'static prometheus::IntGauge) -> Self {
+        counter.fetch_add(1, Relaxed);
+        exported.inc();
+        GaugeGuard(counter, exported)
+    }
+}
 impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(self.1, Relaxed);
+        self.0.fetch_sub(1, Relaxed);
+        self.1.dec();
     }
 }
 
