@@ -2,7 +2,7 @@
 //!
 //! - `kill -9` at random moments under continuous load, three times, restarting each time: every
 //!   input log comes out at least once, matched to its span, and the duplicate rate stays within
-//!   `KILL_9_MAX_DUPLICATES` (README: measured 1.4% to 6.2%, once 17.7%).
+//!   `KILL_9_MAX_DUPLICATES` (README: measured 2.4% to 8.4%, once 20.1%).
 //! - A second instance joins the group during load and the first leaves (SIGTERM, graceful): the
 //!   same check, the duplicate rate within `JOIN_LEAVE_MAX_DUPLICATES` (measured 1.1% to 2.4%), and the
 //!   leaving instance exits 0 within its shutdown deadline.
@@ -16,12 +16,15 @@ use std::time::Duration;
 
 /// Duplicates allowed under three kill -9s, in percent of the logs. Each crash replays what was
 /// consumed since the last commit, in both stages of the default (repartitioned) path: input →
-/// internal topics, internal topics → join. Per stage that is one `commit_interval` (500 ms)
-/// plus the commit's round trip, about 0.75 s of traffic at 300 logs/s: 2 × 225 = 450 logs per
-/// crash, 1 350 of 6 000 (22.5%) for three. A crash during the burst after a restart (which
-/// waited out its predecessor's members, 6 s here) replays that burst too. Measured 1.4% to
-/// 6.2% in eleven runs, 17.7% in one (README). More means commits lag behind acknowledged logs.
-const KILL_9_MAX_DUPLICATES: f64 = 25.0;
+/// internal topics, internal topics → join. At the steady rate that is one `commit_interval`
+/// (500 ms) plus the commit's round trip, about 0.75 s of traffic at 300 logs/s: 2 × 225 = 450
+/// logs per crash. But a restarted instance first waits out its predecessor's members (the 6 s
+/// session timeout), then drains the backlog of the outage as fast as it can: a crash in that
+/// burst replays what the burst consumed since its last commit, up to the whole backlog (about
+/// 7.5 s × 300 = 2 250 logs). One such crash and two steady ones: 2 250 + 900 = 3 150 of 6 000,
+/// 52.5%, rounded up. Measured: 2.4% to 8.4% in seven runs and 20.1% in one (2026-12-02), 1.4%
+/// to 6.2% and once 17.7% on the build before. More means commits lag behind acknowledged logs.
+const KILL_9_MAX_DUPLICATES: f64 = 55.0;
 /// Duplicates allowed when an instance joins and another leaves gracefully. A revoking member
 /// commits what its ledger last published (every 200 ms tick), so each rebalance replays up to
 /// one tick of traffic in each of the two stages, and under the classic protocol every
