@@ -53,6 +53,11 @@ impl Tasks {
         self.tasks.get_mut(&partition).expect("just inserted")
     }
 
+    /// The task of partition number `partition`, if the worker owns one.
+    pub(super) fn existing(&mut self, partition: i32) -> Option<&mut Task> {
+        self.tasks.get_mut(&partition)
+    }
+
     pub(super) fn assign(&mut self, key: PartitionKey, now: Instant) {
         self.get(key.1).watermark.assign(key, now);
     }

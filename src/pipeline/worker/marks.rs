@@ -199,9 +199,11 @@ impl Worker {
     pub(super) fn on_mark(&mut self, m: &BorrowedMessage<'_>, via: PartitionKey, now: Instant) {
         let mut read = Vec::new();
         decode(m.payload().unwrap_or_default(), &self.topics, &mut read);
-        let task = self.tasks.get(via.1);
-        for p in read {
-            task.watermark.mark(via, p, now);
+        // A mark fetched before its partition was revoked must not create a task.
+        if let Some(task) = self.tasks.existing(via.1) {
+            for p in read {
+                task.watermark.mark(via, p, now);
+            }
         }
         metrics().progress_marks("read", 1);
     }
