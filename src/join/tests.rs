@@ -1,3 +1,9 @@
+//! The join's tests: its decisions one by one, the bounds, and the property tests against a
+//! naive nested-loop join.
+//!
+//! Why one file over 600 lines: every test shares the span and log fixtures and the naive join
+//! the property tests compare with.
+
 use super::*;
 use crate::model::{
     IdMatch, LogFields, LogFormat, Origin, SpanId, SpanKind, StatusCode, TimestampSource,
