@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::decode::logline::{InputLogFormat, LogDecoder};
 use crate::decode::rules::ExtractRules;
-use crate::model::{LogFormat, Origin, TimestampSource};
+use crate::model::{LogFormat, Origin, TimestampSource, TraceIdWidth};
 use anyhow::Context;
 use bytes::Bytes;
 use std::path::Path;
@@ -121,7 +121,14 @@ pub fn run(
                         "line {:>3}: {:<7} trace_id={} span_id={} level={} time={} body={:?}",
                         i + 1,
                         ev.format.as_str(),
-                        ev.trace_id.map_or("-".into(), |t| t.to_string()),
+                        ev.trace_id.map_or("-".into(), |t| {
+                            // A 64-bit id joins its trace on the low 64 bits (`join.id_match`).
+                            if ev.trace_id_width == TraceIdWidth::Bits64 {
+                                format!("{t}(64-bit)")
+                            } else {
+                                t.to_string()
+                            }
+                        }),
                         ev.span_id.map_or("-".into(), |s| s.to_string()),
                         ev.severity.as_deref().unwrap_or("-"),
                         if own_time { "record" } else { "kafka" },
