@@ -226,9 +226,16 @@ impl Prefilter {
         let mut rules_of: Vec<u64> = Vec::new();
         let mut always = 0u64;
         for (i, p) in patterns.iter().enumerate() {
-            let need = regex_syntax::parse(p).ok().and_then(|h| required(&h));
+            let need = regex_syntax::parse(p).ok().and_then(|h| {
+                let plain = required(&h);
+                let spread = spread_required(&h);
+                match (plain, spread) {
+                    (Some(a), Some(b)) => Some(if score(&b) > score(&a) { b } else { a }),
+                    (a, b) => a.or(b),
+                }
+            });
             match need {
-                Some(set) if !set.is_empty() => {
+                Some(set) if !set.is_empty() && set.iter().all(|l| !l.is_empty()) => {
                     for lit in set {
                         match literals.iter().position(|l| *l == lit) {
                             Some(j) => rules_of[j] |= 1 << i,
@@ -348,6 +355,181 @@ fn required(h: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
         }
         _ => single_char(h).map(|c| vec![vec![c]]),
     }
+}
+
+/// How selective a literal set is: its shortest literal, then the fewer literals the better (a
+/// line holds one of few long literals less often than one of many).
+fn score(set: &[Vec<u8>]) -> (usize, std::cmp::Reverse<usize>) {
+    (
+        set.iter().map(Vec::len).min().unwrap_or(0),
+        std::cmp::Reverse(set.len()),
+    )
+}
+
+/// Classes of at most this many characters (after ASCII case folding: `[0-9a-f]` is 16) extend
+/// a literal run as one literal per character.
+const SPREAD_CLASS: usize = 16;
+/// A run's literals may not exceed this many: the prefilter stays one small automaton.
+const SPREAD_SET: usize = 64;
+
+/// The bytes (ASCII, lowercase) a one-character node can match, if at most [`SPREAD_CLASS`].
+fn char_set(h: &regex_syntax::hir::Hir) -> Option<Vec<u8>> {
+    use regex_syntax::hir::{Class, HirKind};
+    let mut set: Vec<u8> = match h.kind() {
+        HirKind::Literal(l) if l.0.len() == 1 && l.0[0].is_ascii() => vec![l.0[0]],
+        HirKind::Class(Class::Unicode(c)) => {
+            let mut out = Vec::new();
+            for r in c.iter() {
+                if !r.end().is_ascii() || (r.end() as u32 - r.start() as u32) as usize > 128 {
+                    return None;
+                }
+                out.extend((r.start() as u8)..=(r.end() as u8));
+            }
+            out
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let mut out = Vec::new();
+            for r in c.iter() {
+                if !r.end().is_ascii() {
+                    return None;
+                }
+                out.extend(r.start()..=r.end());
+            }
+            out
+        }
+        _ => return None,
+    };
+    set.iter_mut().for_each(|b| *b = b.to_ascii_lowercase());
+    set.sort_unstable();
+    set.dedup();
+    (set.len() <= SPREAD_CLASS).then_some(set)
+}
+
+/// The bytes (ASCII, lowercase) every match of `h` starts with, if few.
+fn first_set(h: &regex_syntax::hir::Hir) -> Option<Vec<u8>> {
+    use regex_syntax::hir::HirKind;
+    match h.kind() {
+        HirKind::Literal(l) => {
+            l.0.first()
+                .filter(|b| b.is_ascii())
+                .map(|b| vec![b.to_ascii_lowercase()])
+        }
+        HirKind::Class(_) => char_set(h),
+        HirKind::Capture(c) => first_set(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => first_set(&r.sub),
+        HirKind::Concat(parts) => {
+            // Zero-width assertions before the first character do not move it.
+            let first = parts
+                .iter()
+                .find(|p| !matches!(p.kind(), HirKind::Look(_)))?;
+            first_set(first)
+        }
+        HirKind::Alternation(alts) => {
+            let mut set = Vec::new();
+            for a in alts {
+                set.extend(first_set(a)?);
+            }
+            set.sort_unstable();
+            set.dedup();
+            (set.len() <= SPREAD_CLASS).then_some(set)
+        }
+        _ => None,
+    }
+}
+
+/// Like [`required`], but a literal run also spreads over small classes (`\[` then a hex digit
+/// gives the 16 literals `[0`…`[f`) and into the first character of the node after it, and
+/// zero-width assertions do not break a run. Single characters such as `[` or `<` are in almost
+/// every line; two or three characters with a hex digit or a digit are not.
+fn spread_required(h: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::{Hir, HirKind};
+    fn flatten<'h>(h: &'h Hir, out: &mut Vec<&'h Hir>) {
+        match h.kind() {
+            HirKind::Concat(parts) => parts.iter().for_each(|p| flatten(p, out)),
+            HirKind::Capture(c) => flatten(&c.sub, out),
+            _ => out.push(h),
+        }
+    }
+    match h.kind() {
+        HirKind::Capture(c) => return spread_required(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => return spread_required(&r.sub),
+        HirKind::Alternation(alts) => {
+            let mut all = Vec::new();
+            for a in alts {
+                all.extend(spread_required(a)?);
+            }
+            return Some(all);
+        }
+        HirKind::Concat(_) => {}
+        _ => return required(h),
+    }
+    let mut parts = Vec::new();
+    flatten(h, &mut parts);
+    let mut best: Option<Vec<Vec<u8>>> = None;
+    let offer = |cand: Vec<Vec<u8>>, best: &mut Option<Vec<Vec<u8>>>| {
+        if !cand.is_empty() && best.as_ref().is_none_or(|b| score(&cand) > score(b)) {
+            *best = Some(cand);
+        }
+    };
+    // The run: literals one of which the input holds where the run's nodes matched.
+    let mut run: Vec<Vec<u8>> = Vec::new();
+    let extend = |run: &mut Vec<Vec<u8>>, set: &[u8], best: &mut Option<Vec<Vec<u8>>>| {
+        if run.is_empty() {
+            *run = set.iter().map(|&b| vec![b]).collect();
+            return;
+        }
+        if run.len() * set.len() > SPREAD_SET {
+            offer(std::mem::take(run), best);
+            *run = set.iter().map(|&b| vec![b]).collect();
+            return;
+        }
+        *run = run
+            .iter()
+            .flat_map(|l| {
+                set.iter().map(move |&b| {
+                    let mut l = l.clone();
+                    l.push(b);
+                    l
+                })
+            })
+            .collect();
+    };
+    for p in parts {
+        match p.kind() {
+            HirKind::Look(_) => continue,
+            HirKind::Literal(l) if l.0.is_ascii() => {
+                for &b in l.0.iter() {
+                    extend(&mut run, &[b.to_ascii_lowercase()], &mut best);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(set) = char_set(p) {
+            extend(&mut run, &set, &mut best);
+            continue;
+        }
+        if let HirKind::Repetition(r) = p.kind() {
+            if let Some(set) = char_set(&r.sub) {
+                for _ in 0..r.min.min(4) {
+                    extend(&mut run, &set, &mut best);
+                }
+                if r.max != Some(r.min) || r.min > 4 {
+                    offer(std::mem::take(&mut run), &mut best);
+                }
+                continue;
+            }
+        }
+        if let Some(set) = first_set(p) {
+            extend(&mut run, &set, &mut best);
+        }
+        offer(std::mem::take(&mut run), &mut best);
+        if let Some(set) = spread_required(p) {
+            offer(set, &mut best);
+        }
+    }
+    offer(run, &mut best);
+    best
 }
 
 impl FieldRules {
@@ -582,6 +764,68 @@ mod tests {
         let c = pf.candidates("GET / uBer-Trace-Id: 1:2:0:1");
         assert!(c & (1 << idx("jaeger")) != 0);
         assert!(c & (1 << idx("datadog")) == 0);
+    }
+
+    #[test]
+    fn spread_literals() {
+        let req = |p: &str| {
+            let mut v: Vec<String> = spread_required(&regex_syntax::parse(p).unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|l| String::from_utf8(l).unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(req(r"(?i)(?-u:\b)b3[=:]x"), ["b3:x", "b3=x"]);
+        let spring = req(r"\[(?P<t>[0-9a-fA-F]{32})-");
+        assert_eq!(spring.len(), 16);
+        assert!(spring.contains(&"[a".to_string()) && spring.contains(&"[7".to_string()));
+        let sleuth = req(r"\[[^,]*,(?P<t>[0-9a-f]{32}|[0-9a-f]{16}),");
+        assert!(sleuth.contains(&",0".to_string()) && sleuth.len() == 16);
+        assert_eq!(req("^<(?P<level>[0-9]{1,3})>").len(), 10);
+        // (?i)s also matches U+017F: no literal through it
+        assert_eq!(req("(?i)spans"), ["pan"]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// The prefilter may let through rules that do not match, never rule out one that does.
+        #[test]
+        fn prefilter_keeps_every_matching_rule(parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::Just("[".to_string()), proptest::prelude::Just("]".to_string()),
+                proptest::prelude::Just(",".to_string()), proptest::prelude::Just("<".to_string()),
+                proptest::prelude::Just("-".to_string()), proptest::prelude::Just(":".to_string()),
+                proptest::prelude::Just("=".to_string()), proptest::prelude::Just(" ".to_string()),
+                proptest::prelude::Just("traceparent: 00-".to_string()),
+                proptest::prelude::Just("Root=1-".to_string()),
+                proptest::prelude::Just("TraceId: 1-".to_string()),
+                proptest::prelude::Just("SegmentId=".to_string()),
+                proptest::prelude::Just("uber-trace-id: ".to_string()),
+                proptest::prelude::Just("B3=".to_string()),
+                proptest::prelude::Just("dd.trace_id=".to_string()),
+                proptest::prelude::Just(" dd.span_id=".to_string()),
+                proptest::prelude::Just("trace_id=".to_string()),
+                proptest::prelude::Just("otelSpanID=".to_string()),
+                proptest::prelude::Just("2024-05-01T12:00:00.123Z ".to_string()),
+                proptest::prelude::Just("E0501 12:00:00.123456 12 a.go:8] ".to_string()),
+                proptest::prelude::Just("<34>1 ".to_string()),
+                proptest::prelude::Just("WARN".to_string()),
+                proptest::prelude::Just("[info]".to_string()),
+                proptest::prelude::Just(",true]".to_string()),
+                "[0-9a-f]{1,32}", "[0-9]{1,4}", "[ -~]{0,3}", "[0-9a-fA-F\\-]{1,8}",
+            ], 0..14)) {
+            let line = parts.concat();
+            let rules = ExtractRules::builtin().compile().unwrap();
+            let pf = rules.prefilter.as_ref().unwrap();
+            let c = pf.candidates(&line);
+            for (i, r) in rules.text.iter().enumerate() {
+                if r.regex.is_match(&line) {
+                    proptest::prop_assert!(c & (1 << i) != 0, "rule {} ruled out on {:?}", r.name, line);
+                }
+            }
+        }
     }
 
     #[test]
