@@ -172,6 +172,10 @@ pub struct CompiledTextRule {
     /// The values it can fill, as a mask of [`group_bit`]s (`traceparent` counts as trace and
     /// span id).
     pub fills: u8,
+    /// The same regex for searches anchored where the prefilter saw the literal every match of
+    /// it starts with: one capturing pass (one-pass DFA where the pattern allows) instead of a
+    /// forward, a reverse and a capturing pass. `None` when its matches start with no literal.
+    pub at_literal: Option<regex_automata::meta::Regex>,
 }
 
 /// Where a value came from, for `tracejoin check`.
@@ -215,23 +219,49 @@ pub struct Prefilter {
     rules_of: Vec<u64>,
     /// Rules that need no literal (always candidates).
     always: u64,
+    /// Rules every match of which starts with one of their literals.
+    starts: u64,
+}
+
+/// The rules that can match a line, and where the first literal of each rule that starts its
+/// matches with one was seen.
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    /// Rule bits.
+    pub rules: u64,
+    /// Per rule, the first offset of a literal that starts its matches (`usize::MAX`: none).
+    pub first: [usize; 64],
 }
 
 impl Prefilter {
-    fn new(rules: &[CompiledTextRule], patterns: &[String]) -> Option<Self> {
+    /// The prefilter, and the rules whose literals start every match of them.
+    fn new(rules: &[CompiledTextRule], patterns: &[String]) -> Option<(Self, u64)> {
         if rules.len() > 64 {
             return None;
         }
         let mut literals: Vec<Vec<u8>> = Vec::new();
         let mut rules_of: Vec<u64> = Vec::new();
         let mut always = 0u64;
+        let mut starts = 0u64;
         for (i, p) in patterns.iter().enumerate() {
             let need = regex_syntax::parse(p).ok().and_then(|h| {
                 let plain = required(&h);
                 let spread = spread_required(&h);
-                match (plain, spread) {
+                let best = match (plain, spread) {
                     (Some(a), Some(b)) => Some(if score(&b) > score(&a) { b } else { a }),
                     (a, b) => a.or(b),
+                };
+                let prefix = prefix_literals(&h).filter(|p| p.iter().all(|l| !l.is_empty()));
+                match (best, prefix) {
+                    (Some(b), Some(p)) if score(&p) >= score(&b) => {
+                        starts |= 1 << i;
+                        Some(p)
+                    }
+                    (None, Some(p)) => {
+                        starts |= 1 << i;
+                        Some(p)
+                    }
+                    (b, _) => b,
                 }
             });
             match need {
@@ -246,27 +276,51 @@ impl Prefilter {
                         }
                     }
                 }
-                _ => always |= 1 << i,
+                _ => {
+                    always |= 1 << i;
+                    starts &= !(1 << i);
+                }
             }
         }
         let ac = aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .build(&literals)
             .ok()?;
-        Some(Prefilter {
-            ac,
-            rules_of,
-            always,
-        })
+        Some((
+            Prefilter {
+                ac,
+                rules_of,
+                always,
+                starts,
+            },
+            starts,
+        ))
     }
 
     /// The rules (bits) that can match `text`.
     pub fn candidates(&self, text: &str) -> u64 {
-        let mut bits = self.always;
+        let mut c = Candidates {
+            rules: 0,
+            first: [usize::MAX; 64],
+        };
+        self.candidates_into(text, &mut c);
+        c.rules
+    }
+
+    /// The rules that can match `text`, with the first offset of the literal that starts the
+    /// matches of those whose matches start with one.
+    pub fn candidates_into(&self, text: &str, c: &mut Candidates) {
+        c.rules = self.always;
         for m in self.ac.find_overlapping_iter(text) {
-            bits |= self.rules_of[m.pattern().as_usize()];
+            let bits = self.rules_of[m.pattern().as_usize()];
+            c.rules |= bits;
+            let mut s = bits & self.starts;
+            while s != 0 {
+                let i = s.trailing_zeros() as usize;
+                c.first[i] = c.first[i].min(m.start());
+                s &= s - 1;
+            }
         }
-        bits
     }
 }
 
@@ -532,6 +586,93 @@ fn spread_required(h: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     best
 }
 
+/// Literals (lowercase) one of which every match of `h` starts with, if there is such a set.
+/// Zero-width assertions before them do not count (they look at the text around, they do not
+/// take any of it).
+fn prefix_literals(h: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::{Hir, HirKind};
+    fn flatten<'h>(h: &'h Hir, out: &mut Vec<&'h Hir>) {
+        match h.kind() {
+            HirKind::Concat(parts) => parts.iter().for_each(|p| flatten(p, out)),
+            HirKind::Capture(c) => flatten(&c.sub, out),
+            _ => out.push(h),
+        }
+    }
+    // The cross product, if it stays small.
+    let cross = |run: &[Vec<u8>], set: &[Vec<u8>]| -> Option<Vec<Vec<u8>>> {
+        if run.len() * set.len() > SPREAD_SET {
+            return None;
+        }
+        Some(
+            run.iter()
+                .flat_map(|l| set.iter().map(move |s| [l.as_slice(), s].concat()))
+                .collect(),
+        )
+    };
+    match h.kind() {
+        HirKind::Alternation(alts) => {
+            let mut all = Vec::new();
+            for a in alts {
+                all.extend(prefix_literals(a)?);
+            }
+            return (all.len() <= SPREAD_SET).then_some(all);
+        }
+        HirKind::Repetition(r) if r.min >= 1 => return prefix_literals(&r.sub),
+        _ => {}
+    }
+    let mut parts = Vec::new();
+    flatten(h, &mut parts);
+    let mut run: Vec<Vec<u8>> = vec![Vec::new()];
+    for p in parts {
+        let set: Vec<Vec<u8>> = match p.kind() {
+            HirKind::Look(_) => continue,
+            HirKind::Literal(l) if l.0.is_ascii() => vec![l.0.to_ascii_lowercase()],
+            HirKind::Repetition(r) if r.min == 0 => break,
+            HirKind::Repetition(r) if r.max == Some(r.min) && char_set(&r.sub).is_some() => {
+                let singles: Vec<Vec<u8>> = char_set(&r.sub)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|b| vec![b])
+                    .collect();
+                let mut whole = true;
+                for _ in 0..r.min {
+                    match cross(&run, &singles) {
+                        Some(r) => run = r,
+                        None => {
+                            whole = false;
+                            break;
+                        }
+                    }
+                }
+                if whole {
+                    continue;
+                }
+                break;
+            }
+            HirKind::Alternation(_) | HirKind::Repetition(_) => {
+                // Branches of different lengths: nothing fixed comes after them.
+                if let Some(set) = prefix_literals(p).and_then(|set| cross(&run, &set)) {
+                    run = set;
+                }
+                break;
+            }
+            _ => match char_set(p) {
+                Some(one) => one.into_iter().map(|b| vec![b]).collect(),
+                None => break,
+            },
+        };
+        match cross(&run, &set) {
+            Some(r) if set.iter().all(|s| s.len() == set[0].len()) => run = r,
+            Some(r) => {
+                run = r;
+                break;
+            }
+            None => break,
+        }
+    }
+    Some(run)
+}
+
 impl FieldRules {
     /// The field list of group `group` (index in [`GROUPS`]).
     pub fn list(&self, group: usize) -> &[FieldRef] {
@@ -695,10 +836,20 @@ impl ExtractRules {
                 level: rule.level,
                 slots,
                 fills,
+                at_literal: None,
             });
         }
         let patterns: Vec<String> = self.text.iter().map(|r| r.pattern.clone()).collect();
-        let prefilter = Prefilter::new(&text, &patterns);
+        let prefilter = Prefilter::new(&text, &patterns).map(|(p, starts)| {
+            for (i, rule) in text.iter_mut().enumerate() {
+                if starts & (1 << i) != 0 {
+                    // The pattern compiled as `regex` did; should it fail here, the rule just
+                    // keeps the unanchored search.
+                    rule.at_literal = regex_automata::meta::Regex::new(&patterns[i]).ok();
+                }
+            }
+            p
+        });
         Ok(CompiledRules {
             fields: self.fields.clone(),
             text,
