@@ -214,13 +214,23 @@ pub struct CompiledRules {
 /// (ASCII case-insensitively), so one Aho-Corasick pass rules most of them out.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    ac: aho_corasick::AhoCorasick,
-    /// Rule bits per literal.
-    rules_of: Vec<u64>,
+    ac: aho_corasick::dfa::DFA,
+    /// The rules each literal stands for.
+    hits: Vec<Vec<Hit>>,
     /// Rules that need no literal (always candidates).
     always: u64,
     /// Rules every match of which starts with one of their literals.
     starts: u64,
+}
+
+/// A rule a literal stands for, with the bytes (lowercase, as a bit set) one of which must
+/// follow it. `[` then a hex digit is the literal `[` and a check of the next byte: sixteen
+/// literals `[0`…`[f` would make the automaton larger than the L1 cache, and its scan, one
+/// dependent load per byte, several times slower.
+#[derive(Debug, Clone)]
+struct Hit {
+    rule: u32,
+    follow: Option<[u64; 4]>,
 }
 
 /// The rules that can match a line, and where the first literal of each rule that starts its
@@ -240,7 +250,7 @@ impl Prefilter {
             return None;
         }
         let mut literals: Vec<Vec<u8>> = Vec::new();
-        let mut rules_of: Vec<u64> = Vec::new();
+        let mut hits: Vec<Vec<Hit>> = Vec::new();
         let mut always = 0u64;
         let mut starts = 0u64;
         for (i, p) in patterns.iter().enumerate() {
@@ -266,12 +276,16 @@ impl Prefilter {
             });
             match need {
                 Some(set) if !set.is_empty() && set.iter().all(|l| !l.is_empty()) => {
-                    for lit in set {
+                    for (lit, follow) in stems(set) {
+                        let hit = Hit {
+                            rule: i as u32,
+                            follow,
+                        };
                         match literals.iter().position(|l| *l == lit) {
-                            Some(j) => rules_of[j] |= 1 << i,
+                            Some(j) => hits[j].push(hit),
                             None => {
                                 literals.push(lit);
-                                rules_of.push(1 << i);
+                                hits.push(vec![hit]);
                             }
                         }
                     }
@@ -282,14 +296,17 @@ impl Prefilter {
                 }
             }
         }
-        let ac = aho_corasick::AhoCorasick::builder()
+        // The DFA itself rather than `AhoCorasick`: its overlapping search steps through a
+        // trait object, a dynamic call per byte, about a fifth of a text line's time.
+        let ac = aho_corasick::dfa::DFA::builder()
             .ascii_case_insensitive(true)
+            .prefilter(false)
             .build(&literals)
             .ok()?;
         Some((
             Prefilter {
                 ac,
-                rules_of,
+                hits,
                 always,
                 starts,
             },
@@ -310,15 +327,37 @@ impl Prefilter {
     /// The rules that can match `text`, with the first offset of the literal that starts the
     /// matches of those whose matches start with one.
     pub fn candidates_into(&self, text: &str, c: &mut Candidates) {
+        use aho_corasick::automaton::Automaton;
         c.rules = self.always;
-        for m in self.ac.find_overlapping_iter(text) {
-            let bits = self.rules_of[m.pattern().as_usize()];
-            c.rules |= bits;
-            let mut s = bits & self.starts;
-            while s != 0 {
-                let i = s.trailing_zeros() as usize;
-                c.first[i] = c.first[i].min(m.start());
-                s &= s - 1;
+        let Ok(mut sid) = self.ac.start_state(aho_corasick::Anchored::No) else {
+            // Cannot happen for an unanchored DFA; every rule stays a candidate.
+            c.rules = u64::MAX;
+            return;
+        };
+        for (end, &b) in text.as_bytes().iter().enumerate() {
+            sid = self.ac.next_state(aho_corasick::Anchored::No, sid, b);
+            if !self.ac.is_special(sid) || !self.ac.is_match(sid) {
+                continue;
+            }
+            for k in 0..self.ac.match_len(sid) {
+                let pid = self.ac.match_pattern(sid, k);
+                for hit in &self.hits[pid.as_usize()] {
+                    if let Some(follow) = &hit.follow {
+                        let Some(next) = text.as_bytes().get(end + 1) else {
+                            continue;
+                        };
+                        let next = next.to_ascii_lowercase();
+                        if follow[usize::from(next >> 6)] & (1 << (next & 63)) == 0 {
+                            continue;
+                        }
+                    }
+                    c.rules |= 1 << hit.rule;
+                    if self.starts & (1 << hit.rule) != 0 {
+                        let start = end + 1 - self.ac.pattern_len(pid);
+                        let first = &mut c.first[hit.rule as usize];
+                        *first = (*first).min(start);
+                    }
+                }
             }
         }
     }
@@ -418,6 +457,40 @@ fn score(set: &[Vec<u8>]) -> (usize, std::cmp::Reverse<usize>) {
         set.iter().map(Vec::len).min().unwrap_or(0),
         std::cmp::Reverse(set.len()),
     )
+}
+
+/// A rule's literals as automaton literals: those that differ only in their last byte, four or
+/// more of them, become their common stem with the set of last bytes to check after it.
+fn stems(set: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Option<[u64; 4]>)> {
+    let mut out: Vec<(Vec<u8>, Option<[u64; 4]>)> = Vec::new();
+    let mut groups: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for lit in set {
+        match lit.split_last() {
+            Some((&last, stem)) if !stem.is_empty() => {
+                match groups.iter_mut().find(|(s, _)| s == stem) {
+                    Some((_, lasts)) => lasts.push(last),
+                    None => groups.push((stem.to_vec(), vec![last])),
+                }
+            }
+            _ => out.push((lit, None)),
+        }
+    }
+    for (stem, lasts) in groups {
+        if lasts.len() >= 4 {
+            let mut bits = [0u64; 4];
+            for b in lasts {
+                bits[usize::from(b >> 6)] |= 1 << (b & 63);
+            }
+            out.push((stem, Some(bits)));
+        } else {
+            out.extend(lasts.into_iter().map(|b| {
+                let mut lit = stem.clone();
+                lit.push(b);
+                (lit, None)
+            }));
+        }
+    }
+    out
 }
 
 /// Classes of at most this many characters (after ASCII case folding: `[0-9a-f]` is 16) extend
