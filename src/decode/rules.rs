@@ -334,29 +334,48 @@ impl Prefilter {
             c.rules = u64::MAX;
             return;
         };
-        for (end, &b) in text.as_bytes().iter().enumerate() {
-            sid = self.ac.next_state(aho_corasick::Anchored::No, sid, b);
-            if !self.ac.is_special(sid) || !self.ac.is_match(sid) {
-                continue;
+        let bytes = text.as_bytes();
+        let mut end = 0;
+        // Only the state stays live in this loop: what a match does is out of it, so the state
+        // is kept in a register (one dependent table load per byte is the whole cost).
+        while end < bytes.len() {
+            sid = self
+                .ac
+                .next_state(aho_corasick::Anchored::No, sid, bytes[end]);
+            end += 1;
+            if self.ac.is_special(sid) && self.ac.is_match(sid) {
+                self.record(sid, bytes, end, c);
             }
-            for k in 0..self.ac.match_len(sid) {
-                let pid = self.ac.match_pattern(sid, k);
-                for hit in &self.hits[pid.as_usize()] {
-                    if let Some(follow) = &hit.follow {
-                        let Some(next) = text.as_bytes().get(end + 1) else {
-                            continue;
-                        };
-                        let next = next.to_ascii_lowercase();
-                        if follow[usize::from(next >> 6)] & (1 << (next & 63)) == 0 {
-                            continue;
-                        }
+        }
+    }
+
+    /// Marks the rules of the literals matched in state `sid`, ending at `end`.
+    #[inline(never)]
+    fn record(
+        &self,
+        sid: aho_corasick::automaton::StateID,
+        bytes: &[u8],
+        end: usize,
+        c: &mut Candidates,
+    ) {
+        use aho_corasick::automaton::Automaton;
+        for k in 0..self.ac.match_len(sid) {
+            let pid = self.ac.match_pattern(sid, k);
+            for hit in &self.hits[pid.as_usize()] {
+                if let Some(follow) = &hit.follow {
+                    let Some(next) = bytes.get(end) else {
+                        continue;
+                    };
+                    let next = next.to_ascii_lowercase();
+                    if follow[usize::from(next >> 6)] & (1 << (next & 63)) == 0 {
+                        continue;
                     }
-                    c.rules |= 1 << hit.rule;
-                    if self.starts & (1 << hit.rule) != 0 {
-                        let start = end + 1 - self.ac.pattern_len(pid);
-                        let first = &mut c.first[hit.rule as usize];
-                        *first = (*first).min(start);
-                    }
+                }
+                c.rules |= 1 << hit.rule;
+                if self.starts & (1 << hit.rule) != 0 {
+                    let start = end - self.ac.pattern_len(pid);
+                    let first = &mut c.first[hit.rule as usize];
+                    *first = (*first).min(start);
                 }
             }
         }
