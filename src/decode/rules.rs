@@ -19,8 +19,9 @@
 //!
 //! Applying: a rule is skipped when every group it captures is already filled, and one
 //! Aho-Corasick pass over the line for the literals the rules need (derived from each regex:
-//! `trace`, `uber-trace-id`, `root=1-`, …) says which rules can match at all, so a line costs
-//! one scan plus the captures of the rules that match it.
+//! `trace`, `uber-trace-id`, `root=1-`, `[` before a hex digit, …) says which rules can match at
+//! all, so a line costs one scan plus the captures of the rules that match it. A rule whose
+//! matches start with its literal is searched anchored where the scan saw it.
 //!
 //! Compilation checks every regex and every group name, and the error names the rule.
 
