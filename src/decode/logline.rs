@@ -16,8 +16,8 @@ use super::intern::Interner;
 use super::level::{normalize_level, LevelScheme};
 use super::otlp::{json as otlp_json, otlp_logs, wire};
 use super::rules::{
-    group_bit, CompiledRules, Source, G_LEVEL, G_MESSAGE, G_SERVICE, G_SPAN_ID, G_TIMESTAMP,
-    G_TRACEPARENT, G_TRACE_ID,
+    group_bit, Candidates, CompiledRules, Source, G_LEVEL, G_MESSAGE, G_SERVICE, G_SPAN_ID,
+    G_TIMESTAMP, G_TRACEPARENT, G_TRACE_ID,
 };
 use super::time::parse_timestamp;
 use super::DecodeError;
@@ -57,6 +57,10 @@ pub struct LogDecoder {
     interner: Interner,
     /// One reusable capture buffer per text rule (no allocation per line).
     locs: Vec<CaptureLocations>,
+    /// Search state for the rules searched where their literal was seen.
+    anchored: Vec<Option<Anchored>>,
+    /// Prefilter output, kept to reuse its buffer.
+    candidates: Candidates,
     /// Where the values of the last JSON/logfmt/text line came from.
     last: Provenance,
 }
@@ -74,6 +78,13 @@ pub struct Provenance {
     pub timestamp: Option<Source>,
     /// Captured values that were not well-formed ids (or only a piece of a longer token).
     pub rejected: Vec<(Source, String)>,
+}
+
+/// A rule's cache and capture buffer for [`CompiledTextRule::at_literal`].
+#[derive(Debug)]
+struct Anchored {
+    cache: regex_automata::meta::Cache,
+    caps: regex_automata::util::captures::Captures,
 }
 
 /// Values found in a line, borrowed from it where possible.
@@ -196,10 +207,25 @@ impl LogDecoder {
             .iter()
             .map(|r| r.regex.capture_locations())
             .collect();
+        let anchored = rules
+            .text
+            .iter()
+            .map(|r| {
+                r.at_literal.as_ref().map(|re| Anchored {
+                    cache: re.create_cache(),
+                    caps: re.create_captures(),
+                })
+            })
+            .collect();
         LogDecoder {
             rules,
             interner: Interner::new(interner_cap),
             locs,
+            anchored,
+            candidates: Candidates {
+                rules: 0,
+                first: [usize::MAX; 64],
+            },
             last: Provenance::default(),
         }
     }
@@ -339,6 +365,8 @@ impl LogDecoder {
                 apply_text_rules(
                     &self.rules,
                     &mut self.locs,
+                    &mut self.anchored,
+                    &mut self.candidates,
                     &msg,
                     &mut from_message,
                     ALL_GROUPS,
@@ -374,6 +402,8 @@ impl LogDecoder {
             apply_text_rules(
                 &self.rules,
                 &mut self.locs,
+                &mut self.anchored,
+                &mut self.candidates,
                 &text,
                 &mut from_text,
                 ALL_GROUPS,
@@ -406,6 +436,8 @@ impl LogDecoder {
         apply_text_rules(
             &self.rules,
             &mut self.locs,
+            &mut self.anchored,
+            &mut self.candidates,
             line,
             &mut found,
             ALL_GROUPS & !group_bit(G_MESSAGE),
@@ -537,9 +569,12 @@ fn fields<'a>(rules: &CompiledRules, lookup: impl Fn(&str) -> Option<Cow<'a, str
 /// Applies the text rules to `text`, filling what `found` lacks among the groups of `want`.
 /// Rules whose groups are all filled are skipped; the rules' literal prefilter says in one pass
 /// which of the others can match.
+#[allow(clippy::too_many_arguments)]
 fn apply_text_rules<'a>(
     rules: &CompiledRules,
     locs: &mut [CaptureLocations],
+    anchored: &mut [Option<Anchored>],
+    cands: &mut Candidates,
     text: &'a str,
     found: &mut Found<'a>,
     want: u8,
@@ -548,7 +583,11 @@ fn apply_text_rules<'a>(
     if need == 0 || rules.text.is_empty() {
         return;
     }
-    let candidates = rules.prefilter.as_ref().map(|p| p.candidates(text));
+    let candidates = rules.prefilter.as_ref().map(|p| {
+        cands.first = [usize::MAX; 64];
+        p.candidates_into(text, cands);
+        cands.rules
+    });
     for (i, rule) in rules.text.iter().enumerate() {
         if rule.fills & need == 0 {
             continue;
@@ -556,12 +595,34 @@ fn apply_text_rules<'a>(
         if candidates.is_some_and(|c| c & (1 << i) == 0) {
             continue;
         }
-        let loc = &mut locs[i];
-        if rule.regex.captures_read(loc, text).is_none() {
-            continue;
-        }
-        let loc = &*loc;
-        let get = |g: usize| rule.slots[g].and_then(|s| loc.get(s));
+        let at = cands.first[i];
+        let got: Option<[Option<(usize, usize)>; 7]> = match (
+            candidates.is_some() && at != usize::MAX,
+            &rule.at_literal,
+            &mut anchored[i],
+        ) {
+            (true, Some(re), Some(a)) => search_from_literal(re, a, text, at).then(|| {
+                let mut out = [None; 7];
+                for (g, slot) in rule.slots.iter().enumerate() {
+                    out[g] = slot
+                        .and_then(|s| a.caps.get_group(s))
+                        .map(|m| (m.start, m.end));
+                }
+                out
+            }),
+            _ => {
+                let loc = &mut locs[i];
+                rule.regex.captures_read(loc, text).map(|_| {
+                    let mut out = [None; 7];
+                    for (g, slot) in rule.slots.iter().enumerate() {
+                        out[g] = slot.and_then(|s| loc.get(s));
+                    }
+                    out
+                })
+            }
+        };
+        let Some(got) = got else { continue };
+        let get = |g: usize| got[g];
         let source = Source::Rule(i as u16);
         if let Some((a, b)) = get(G_TRACEPARENT) {
             let v = &text[a..b];
@@ -638,6 +699,29 @@ fn apply_text_rules<'a>(
             break;
         }
     }
+}
+
+/// The leftmost match of `re` in `text`, whose matches all start with a literal first seen at
+/// `at`: anchored there first (a match there is the leftmost: none starts before a literal),
+/// else anywhere after it. Look-around still sees the text before `at`.
+fn search_from_literal(
+    re: &regex_automata::meta::Regex,
+    a: &mut Anchored,
+    text: &str,
+    at: usize,
+) -> bool {
+    use regex_automata::{Anchored as A, Input};
+    let input = Input::new(text).span(at..text.len()).anchored(A::Yes);
+    re.search_captures_with(&mut a.cache, &input, &mut a.caps);
+    if a.caps.is_match() {
+        return true;
+    }
+    if at + 1 > text.len() {
+        return false;
+    }
+    let input = Input::new(text).span(at + 1..text.len());
+    re.search_captures_with(&mut a.cache, &input, &mut a.caps);
+    a.caps.is_match()
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {

@@ -662,3 +662,99 @@ mod no_false_ids {
         }
     }
 }
+
+/// Searching from where the prefilter saw a rule's leading literal finds the same match, with
+/// the same groups, as the rule's regex over the whole line.
+mod search_from_literal {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("[".to_string()),
+            Just("]".to_string()),
+            Just("-".to_string()),
+            Just(":".to_string()),
+            Just("=".to_string()),
+            Just(" ".to_string()),
+            Just("\"".to_string()),
+            Just("x".to_string()),
+            Just("traceparent".to_string()),
+            Just("TraceParent: ".to_string()),
+            Just("00-".to_string()),
+            Just("Root=1-".to_string()),
+            Just(";Parent=".to_string()),
+            Just("uber-trace-id".to_string()),
+            Just("b3".to_string()),
+            Just("B3: ".to_string()),
+            Just("dd.trace_id".to_string()),
+            Just(" dd.span_id=".to_string()),
+            Just("trace_id".to_string()),
+            Just("xtrace.id=".to_string()),
+            Just("otelTraceID:".to_string()),
+            Just("é".to_string()),
+            "[0-9a-f]{1,33}",
+            "[0-9]{1,21}",
+            "[0-9a-fA-F:-]{1,8}",
+            "[ -~]{0,3}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn same_match_as_the_whole_line_search(parts in proptest::collection::vec(fragment(), 0..14)) {
+            let line = parts.concat();
+            let rules = ExtractRules::builtin().compile().unwrap();
+            let pf = rules.prefilter.as_ref().unwrap();
+            let mut c = Candidates { rules: 0, first: [usize::MAX; 64] };
+            pf.candidates_into(&line, &mut c);
+            for (i, rule) in rules.text.iter().enumerate() {
+                let Some(re) = &rule.at_literal else { continue };
+                let want = rule.regex.captures(&line);
+                if c.first[i] == usize::MAX {
+                    prop_assert!(want.is_none(), "rule {} matches {:?} without its literal", rule.name, line);
+                    continue;
+                }
+                let mut a = Anchored { cache: re.create_cache(), caps: re.create_captures() };
+                let got = search_from_literal(re, &mut a, &line, c.first[i]);
+                prop_assert_eq!(got, want.is_some(), "rule {} on {:?}", rule.name, line);
+                if let Some(want) = want {
+                    for g in 0..want.len() {
+                        let w = want.get(g).map(|m| (m.start(), m.end()));
+                        let h = a.caps.get_group(g).map(|m| (m.start, m.end));
+                        prop_assert_eq!(w, h, "rule {} group {} on {:?}", rule.name, g, line);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rules_that_start_with_a_literal() {
+        let rules = ExtractRules::builtin().compile().unwrap();
+        let named: Vec<&str> = rules
+            .text
+            .iter()
+            .filter(|r| r.at_literal.is_some())
+            .map(|r| r.name.as_str())
+            .collect();
+        for name in [
+            "w3c_traceparent",
+            "spring_boot_correlation",
+            "jaeger",
+            "b3_single",
+            "trace_id_key_value",
+        ] {
+            assert!(named.contains(&name), "{name} not in {named:?}");
+        }
+        for name in [
+            "xray_trace_id",
+            "bare_traceparent",
+            "span_id_key_value",
+            "leading_time_and_level",
+        ] {
+            assert!(!named.contains(&name), "{name} in {named:?}");
+        }
+    }
+}
