@@ -1,3 +1,8 @@
+//! The line decoder's tests: every format and shape of the shipped rules, the sources `check`
+//! shows, and the property tests that no rule yields a wrong id.
+//!
+//! Why one file over 600 lines: the tests share the id fixtures and the decoding helpers.
+
 use super::*;
 use crate::decode::rules::ExtractRules;
 
