@@ -123,7 +123,18 @@ impl Worker {
                 },
             }
         }
+        let timeout = self.config.shutdown.timeout;
         self.shutdown().await;
+        // The last handle: dropping it closes the consumer, which waits on librdkafka and has
+        // been seen to wait forever (see `SourceContext::rebalance`). Off the async threads, and
+        // not waited for past `shutdown.timeout`: the offsets are committed by now.
+        let close = tokio::task::spawn_blocking(move || drop(consumer));
+        if tokio::time::timeout(timeout, close).await.is_err() {
+            tracing::error!(
+                ?timeout,
+                "the consumer did not close within shutdown.timeout; leaving it behind"
+            );
+        }
     }
 
     fn on_assignment(&mut self, change: AssignmentChange) {

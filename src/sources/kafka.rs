@@ -280,6 +280,9 @@ impl BrokerTrouble {
 
 /// The consumer's context: rebalance hooks, and broker trouble for the watermark.
 pub struct SourceContext {
+    /// Whether the group's rebalances are incremental (`group.protocol=consumer`) or eager
+    /// (classic, `range`): known from the config, never asked of librdkafka (see `rebalance`).
+    incremental: bool,
     topics: TopicTable,
     committable: CommittableOffsets,
     changes: mpsc::UnboundedSender<AssignmentChange>,
@@ -340,6 +343,43 @@ impl SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
+    /// rdkafka's default, except that the protocol comes from the config. The default asks
+    /// `rd_kafka_rebalance_protocol()`, which waits on librdkafka's main thread and can wait
+    /// forever when the rebalance comes while the consumer closes (librdkafka #4041,
+    /// rust-rdkafka #509): seen here as a worker whose consumer never finished dropping at
+    /// shutdown, hanging the process.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        use rdkafka::bindings as rd;
+        use rdkafka::types::RDKafkaRespErr as E;
+        let rebalance = match err {
+            E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            other => Rebalance::Error(KafkaError::Rebalance(other.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let client = consumer.client().native_ptr();
+        let assign = err == E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        // SAFETY: the client and the list are live for the call; librdkafka copies the list.
+        unsafe {
+            match (assign, self.incremental) {
+                (true, true) => destroy(rd::rd_kafka_incremental_assign(client, tpl.ptr())),
+                (false, true) => destroy(rd::rd_kafka_incremental_unassign(client, tpl.ptr())),
+                (true, false) => {
+                    rd::rd_kafka_assign(client, tpl.ptr());
+                }
+                (false, false) => {
+                    rd::rd_kafka_assign(client, std::ptr::null());
+                }
+            }
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let keys = self.topics.keys(tpl);
@@ -480,6 +520,7 @@ pub fn subscribe(
         .set_if_absent("queued.max.messages.kbytes", "16384");
     let names: Vec<String> = topics.names().map(str::to_string).collect();
     let consumer: SourceConsumer = c.create_with_context(SourceContext {
+        incremental: config.kafka.group_protocol == GroupProtocol::Consumer,
         topics,
         committable,
         changes: tx,
@@ -490,6 +531,15 @@ pub fn subscribe(
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
     Ok((Arc::new(consumer), rx))
+}
+
+/// Frees the error an incremental (un)assign may return (it is reported by the rebalance that
+/// follows, if it matters).
+unsafe fn destroy(error: *mut rdkafka::bindings::rd_kafka_error_t) {
+    if !error.is_null() {
+        tracing::warn!("incremental assignment change refused by librdkafka");
+        rdkafka::bindings::rd_kafka_error_destroy(error);
+    }
 }
 
 trait SetIfAbsent {
