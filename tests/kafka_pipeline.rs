@@ -456,28 +456,3 @@ async fn keys_on_the_wrong_partition_are_counted() {
             .join("\n")
     );
 }
-
-/// More members than partitions is normal (a rollout surges, a fleet is sized for peaks): the
-/// member that gets no partition is a standby, and `/readyz` says ready, so it does not fail
-/// the rollout. Readiness holds through rebalances too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_without_partitions_is_ready_as_a_standby() {
-    let t = Topics::create("standby-", 1).await;
-    let mut cfg = t.config();
-    cfg.workers = tracejoin::config::Workers::Count(1);
-    cfg.inputs.repartition = tracejoin::sources::repartition::RepartitionPolicy::Never;
-    let first = start(cfg.clone());
-    let second = start(cfg);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !(first.health.is_ready() && second.health.is_ready()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ready: first {}, second {} — a member without partitions must be ready",
-            first.health.is_ready(),
-            second.health.is_ready()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    first.stop().await;
-    second.stop().await;
-}
