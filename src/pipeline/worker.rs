@@ -271,7 +271,7 @@ impl Worker {
                     .map_err(Refused::from)
                 }
                 TopicRole::Rekey(kind) => {
-                    self.rekey(m, kind, origin, &ack, kafka_nanos, max_future)
+                    self.rekey(m, kind, origin, &ack, (kafka_nanos, max_future, now))
                 }
             }
         };

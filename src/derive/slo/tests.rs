@@ -237,12 +237,19 @@ fn predicates() {
 // ---------------------------------------------------------------- helpers
 
 fn cfg(extra_attribution: &str) -> SloConfig {
+    slo_config(10, extra_attribution)
+}
+
+/// The test SLO (`shop-api`, 99 %, 5xx of `/api/` requests) with `min_events` and extra
+/// attribution settings.
+fn slo_config(min_events: u64, extra_attribution: &str) -> SloConfig {
     SloConfig::parse(
         &format!(
             "slos:
 - name: shop-api
   service: shop
   objective: 0.99
+  min_events: {min_events}
   selector:
     span_name_regex: \"(GET|POST) /api/.*\"
   indicator:
@@ -536,31 +543,10 @@ fn a_crossing_produces_one_event_not_one_per_tick() {
     assert!(out.iter().filter(|x| x.alert == "page_slow").count() == 1);
 }
 
-/// An SLO like `cfg`'s with `min_events` set.
-fn cfg_min_events(min_events: u64) -> SloConfig {
-    SloConfig::parse(
-        &format!(
-            "slos:
-- name: shop-api
-  service: shop
-  objective: 0.99
-  min_events: {min_events}
-  selector:
-    span_name_regex: \"(GET|POST) /api/.*\"
-  indicator:
-    availability:
-      bad_attributes: [\"http.response.status_code >= 500\"]
-"
-        ),
-        "test",
-    )
-    .unwrap()
-}
-
 #[test]
 fn one_bad_event_in_an_empty_window_fires_nothing_under_the_minimum_events_guard() {
     let alerts = |min_events: u64| {
-        let mut e = SloEngine::new(&cfg_min_events(min_events), MAX_WAIT).unwrap();
+        let mut e = SloEngine::new(&slo_config(min_events, ""), MAX_WAIT).unwrap();
         let mut out = Vec::new();
         e.observe_spans(&[server(1, "POST /api/checkout", T0, true)]);
         let mut t = T0;

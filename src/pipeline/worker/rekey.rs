@@ -78,8 +78,7 @@ impl Worker {
         kind: Rekey,
         origin: Origin,
         ack: &Ack,
-        kafka_nanos: i64,
-        max_future: i64,
+        (kafka_nanos, max_future, now): (i64, i64, std::time::Instant),
     ) -> Result<(), Refused> {
         let payload = m.payload().unwrap_or_default();
         self.parts.clear();
@@ -103,7 +102,7 @@ impl Worker {
         self.marks.forwarded.observe(
             (origin.topic, origin.partition),
             latest.unwrap_or(kafka_nanos.min(max_future)),
-            std::time::Instant::now(),
+            now,
         );
         let source = self.topics.name(origin.topic);
         metrics().rekeyed(source, self.parts.len() as u64);
