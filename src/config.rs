@@ -165,6 +165,34 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Shutdown behaviour.
     pub shutdown: ShutdownConfig,
+    /// Where derived state (the SLO windows) survives restarts and rebalances.
+    pub state: StateConfig,
+}
+
+/// Derived state kept across restarts and rebalances, the way Kafka Streams keeps a state store:
+/// each join partition's SLO state is written to a compacted changelog topic
+/// (`<group_id>.slo-state`) and restored by the partition's next owner before it processes the
+/// partition. Only with SLOs (`rules.slo`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Changelog the SLO state. Off: the windows live in memory only and start empty after a
+    /// restart or on a partition's new owner.
+    pub changelog: bool,
+    /// How often each partition's state is written (when its input moved). Offsets of a
+    /// changelogged partition are committed only up to what a written state covers, so this
+    /// also bounds how often they are committed.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Duration,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            changelog: true,
+            snapshot_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Kafka connection and consumer group.
@@ -566,6 +594,13 @@ impl Config {
         }
         if self.kafka.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", "\"\"", "must not be empty"));
+        }
+        if self.state.snapshot_interval.is_zero() {
+            return Err(invalid(
+                "state.snapshot_interval",
+                "0s",
+                "must be positive (offsets of changelogged partitions commit at this pace)",
+            ));
         }
         for key in RESERVED_CONSUMER_PROPERTIES {
             if let Some(v) = self.kafka.properties.get(key) {

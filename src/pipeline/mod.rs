@@ -20,6 +20,7 @@ mod commit;
 mod copartition;
 mod observe;
 mod repartition;
+mod slo_state;
 mod tasks;
 mod worker;
 
@@ -113,8 +114,20 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), PipelineError> {
     let workers = config.workers.resolve();
-    let shared = worker::Shared::new(&config, &health, workers)?;
+    let mut shared = worker::Shared::new(&config, &health, workers)?;
     let plan = repartition::plan(&config, shared.rules.clone()).await?;
+    if shared.has_slo() && config.state.changelog {
+        // One changelog partition per join partition: the internal topics' when the spans are
+        // re-keyed, the spans topic's otherwise.
+        let join_partitions = if plan.spans() {
+            plan.partitions
+        } else {
+            plan.input_partitions.first().copied().unwrap_or(1)
+        };
+        let n = slo_state::create_topic(&config, join_partitions).await?;
+        shared.slo_changelog_partitions = Some(n);
+        tracing::info!(topic = %slo_state::topic_name(&config), partitions = n, "SLO state changelog on");
+    }
     let mut tasks = Vec::with_capacity(workers);
     for index in 0..workers {
         let worker = worker::Worker::assemble(

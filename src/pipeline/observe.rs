@@ -24,12 +24,24 @@ pub struct TickState {
     pub partitions: usize,
 }
 
+/// Where a record's spans came from.
+#[derive(Debug, Clone, Copy)]
+pub struct SpansFrom {
+    /// The join partition (the partition number of the record).
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// An earlier owner of the partition consumed the record and counted its spans (its
+    /// commit's seen mark is past it): a replay the derived signals must not count again.
+    pub counted_before: bool,
+}
+
 /// Watches the pipeline's events. Every method defaults to doing nothing.
 pub trait Observer: Send {
     /// A record was consumed.
     fn on_record(&mut self) {}
     /// Spans decoded from one record (after timestamp clamping), before the join takes them.
-    fn on_spans(&mut self, _spans: &[SpanSummary]) {}
+    fn on_spans(&mut self, _spans: &[SpanSummary], _from: SpansFrom) {}
     /// A log left the join; `json` is its enriched document.
     fn on_log(&mut self, _joined: &JoinedLog, _json: &[u8]) {}
     /// A record was dead-lettered as undecodable.
@@ -46,7 +58,10 @@ pub trait Observer: Send {
 pub(super) struct RedObserver(pub(super) RedMetrics);
 
 impl Observer for RedObserver {
-    fn on_spans(&mut self, spans: &[SpanSummary]) {
+    fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
+        if from.counted_before {
+            return;
+        }
         let o = self.0.observe(spans);
         metrics().red_observed(o.duplicates, o.overflowed);
     }
@@ -75,7 +90,7 @@ impl SharedSlo {
             topic,
         })
     }
-    fn engine(&self) -> std::sync::MutexGuard<'_, SloEngine> {
+    pub(super) fn engine(&self) -> std::sync::MutexGuard<'_, SloEngine> {
         // A panic while holding the lock leaves windows that are still windows.
         self.engine.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -102,8 +117,13 @@ impl SloObserver {
 }
 
 impl Observer for SloObserver {
-    fn on_spans(&mut self, spans: &[SpanSummary]) {
-        self.shared.engine().observe_spans(spans);
+    fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
+        self.shared.engine().observe_record(
+            from.partition,
+            from.offset,
+            from.counted_before,
+            spans,
+        );
     }
     fn on_log(&mut self, joined: &JoinedLog, _json: &[u8]) {
         self.shared.engine().observe_log(joined);
@@ -170,7 +190,10 @@ impl Observer for ProgressObserver {
     fn on_record(&mut self) {
         self.progress.records.fetch_add(1, Ordering::Relaxed);
     }
-    fn on_spans(&mut self, spans: &[SpanSummary]) {
+    fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
+        if from.counted_before {
+            return;
+        }
         self.progress
             .spans
             .fetch_add(spans.len() as u64, Ordering::Relaxed);

@@ -2,7 +2,10 @@
 
 use super::commit::Commits;
 use super::copartition::CopartitionCheck;
-use super::observe::{Observer, ProgressObserver, RedObserver, SharedSlo, SloObserver, TickState};
+use super::observe::{
+    Observer, ProgressObserver, RedObserver, SharedSlo, SloObserver, SpansFrom, TickState,
+};
+use super::slo_state::SloChangelog;
 use super::tasks::Tasks;
 use super::{PipelineError, Progress};
 use crate::config::{Config, SpanFormat};
@@ -80,6 +83,8 @@ pub(super) struct Worker {
     fanout: Fanout,
     outbox: Outbox,
     commits: Commits,
+    /// The SLO state's changelog, when SLOs are on and `state.changelog`.
+    slo_state: Option<SloChangelog>,
     health: Health,
     copartition: CopartitionCheck,
     /// Whether the record being ingested held a trace id.
@@ -142,7 +147,7 @@ impl Worker {
         match change {
             AssignmentChange::Assigned { keys, seen_before } => {
                 self.seen_before.extend(seen_before);
-                for k in keys {
+                for &k in &keys {
                     match self.topics.role(k.0) {
                         Some(TopicRole::Rekey(_)) => self.marks.forwarded.assign(k, now),
                         Some(role @ (TopicRole::RekeyedSpans | TopicRole::RekeyedLogs)) => self
@@ -153,10 +158,16 @@ impl Worker {
                     }
                     self.commits.ledger.assign(k);
                 }
+                if let Some(state) = &mut self.slo_state {
+                    state.on_assigned(&keys, &self.topics, &mut self.commits.ledger);
+                }
                 let open = *self.gate.borrow();
                 self.health.set_worker_ready(self.index, open);
             }
             AssignmentChange::Revoked(keys) => {
+                if let Some(state) = &mut self.slo_state {
+                    state.on_revoked(&keys, &self.topics);
+                }
                 for k in keys {
                     self.seen_before.remove(&k);
                     self.marks.forwarded.revoke(k);
@@ -248,8 +259,12 @@ impl Worker {
         } else {
             match role {
                 TopicRole::Spans | TopicRole::RekeyedSpans => {
-                    let counted = self.counted_before(key, m.offset());
-                    self.on_spans(payload, key, origin, &ack, now, max_future, counted)
+                    let from = SpansFrom {
+                        partition: key.1,
+                        offset: m.offset(),
+                        counted_before: self.counted_before(key, m.offset()),
+                    };
+                    self.on_spans(payload, key, origin, &ack, now, max_future, from)
                         .map_err(Refused::from)
                 }
                 TopicRole::Logs(_) | TopicRole::RekeyedLogs => {
@@ -297,8 +312,9 @@ impl Worker {
         }
     }
 
-    /// `counted`: the record is a replay whose spans the derived signals have counted already
-    /// (below an earlier owner's seen mark): the join takes them, the observers do not.
+    /// `from.counted_before`: the record is a replay whose spans the derived signals have
+    /// counted already (below an earlier owner's seen mark): the join takes them, the observers
+    /// that count are told so.
     #[allow(clippy::too_many_arguments)]
     fn on_spans(
         &mut self,
@@ -308,7 +324,7 @@ impl Worker {
         ack: &Ack,
         now: Instant,
         max_future: i64,
-        counted: bool,
+        from: SpansFrom,
     ) -> Result<(), DecodeError> {
         let as_json = match self.config.inputs.spans.format {
             SpanFormat::OtlpJson => true,
@@ -336,12 +352,11 @@ impl Worker {
         if clamped > 0 {
             metrics().timestamp_adjusted("clamped_future", clamped);
         }
-        if counted {
+        if from.counted_before {
             metrics().spans_counted_before(self.spans_buf.len() as u64);
-        } else {
-            for o in &mut self.observers {
-                o.on_spans(&self.spans_buf);
-            }
+        }
+        for o in &mut self.observers {
+            o.on_spans(&self.spans_buf, from);
         }
         let decoded = self.spans_buf.len() as u64;
         let task = self.tasks.get(key.1);
@@ -484,6 +499,9 @@ impl Worker {
         self.gauges.join_state(traces, bytes, waiting);
         self.backpressure();
         self.send_marks(now);
+        if let Some(state) = &mut self.slo_state {
+            state.tick(now, &mut self.commits.ledger, &self.topics);
+        }
         self.commits.tick(now, &self.consumer, &self.topics);
     }
 
@@ -508,6 +526,12 @@ impl Worker {
                     break;
                 }
             }
+        }
+        if let Some(state) = &mut self.slo_state {
+            let left = self.config.shutdown.timeout.min(Duration::from_secs(10));
+            state
+                .flush(&mut self.commits.ledger, &self.topics, left)
+                .await;
         }
         // Deliveries still pending hold their tokens while this commit runs: it cannot pass them.
         self.commits

@@ -91,6 +91,11 @@ impl Ack {
         }
     }
 
+    /// The partition number of the record it holds (`None` for a detached token).
+    pub fn partition(&self) -> Option<i32> {
+        self.0.as_ref().map(|h| h.key.1)
+    }
+
     /// Gives up this clone, releasing the record at once if it was the last one (no channel
     /// round trip: the owner of the ledger calls this on the hot path).
     pub fn complete(self, ledger: &mut AckLedger) {
@@ -144,6 +149,16 @@ struct PartitionLedger {
     /// The seen mark last committed.
     marked: i64,
     holding: usize,
+    gate: Gate,
+}
+
+/// How far a partition's commits may go whatever the ledger says: the partitions whose state
+/// is changelogged commit only what a durable snapshot covers (`AckLedger::gate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Open,
+    Closed,
+    Upto(i64),
 }
 
 impl PartitionLedger {
@@ -156,6 +171,7 @@ impl PartitionLedger {
             committed: 0,
             marked: 0,
             holding: 0,
+            gate: Gate::Open,
         }
     }
 
@@ -195,10 +211,8 @@ impl PartitionLedger {
         }
     }
 
-    /// `None` until a record was seen. Offset 0 is a real answer while record 0 is held: its
-    /// commit carries the seen mark, which is what a spans partition held from its first record
-    /// needs most.
-    fn committable(&self) -> Option<i64> {
+    /// Every record below it is done (`None` until a record was seen), whatever the gate.
+    fn done_below(&self) -> Option<i64> {
         if self.next == 0 {
             return None;
         }
@@ -207,6 +221,18 @@ impl PartitionLedger {
         } else {
             self.next
         })
+    }
+
+    /// `None` until a record was seen. Offset 0 is a real answer while record 0 is held: its
+    /// commit carries the seen mark, which is what a spans partition held from its first record
+    /// needs most.
+    fn committable(&self) -> Option<i64> {
+        let c = self.done_below()?;
+        match self.gate {
+            Gate::Open => Some(c),
+            Gate::Closed => None,
+            Gate::Upto(limit) => Some(c.min(limit)),
+        }
     }
 }
 
@@ -263,6 +289,37 @@ impl AckLedger {
         if let Ok(mut p) = self.published.0.lock() {
             p.remove(&key);
         }
+    }
+
+    /// From now on the partition commits nothing beyond what [`allow`](Self::allow) allows
+    /// (a state covering its records must be durable first).
+    pub fn gate(&mut self, key: PartitionKey) {
+        let p = self.partition(key);
+        if p.gate == Gate::Open {
+            p.gate = Gate::Closed;
+        }
+    }
+
+    /// A gated partition may commit up to `offset` (what a durable state covers).
+    pub fn allow(&mut self, key: PartitionKey, offset: i64) {
+        if let Some(p) = self.partitions.get_mut(&key) {
+            p.gate = match p.gate {
+                Gate::Open => Gate::Open,
+                Gate::Closed => Gate::Upto(offset),
+                Gate::Upto(o) => Gate::Upto(o.max(offset)),
+            };
+        }
+    }
+
+    /// The offset below which every record of a partition is done (its committable offset
+    /// were it not gated), if a record was seen since it was assigned.
+    pub fn done_below(&self, key: PartitionKey) -> Option<i64> {
+        self.partitions.get(&key)?.done_below()
+    }
+
+    /// One past the highest offset consumed of a partition since it was assigned, if any.
+    pub fn seen(&self, key: PartitionKey) -> Option<i64> {
+        self.partitions.get(&key).map(|p| p.next).filter(|n| *n > 0)
     }
 
     /// Partitions owned.

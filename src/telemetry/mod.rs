@@ -61,6 +61,10 @@ pub struct Metrics {
     slo_forced: IntCounter,
     slo_too_old: IntCounter,
     slo_duplicates: IntCounter,
+    slo_restored_replays: IntCounter,
+    slo_state_writes: IntCounterVec,
+    slo_state_bytes: IntCounter,
+    slo_state_restores: IntCounterVec,
     slo_overflowed: IntCounterVec,
     slo_attribution_events: IntCounter,
 }
@@ -210,6 +214,10 @@ impl Metrics {
             slo_forced: counter(&r, "tracejoin_slo_forced_finalisations_total", "SLO bad events finalised before their logs could arrive because slo attribution.max_pending was reached."),
             slo_too_old: counter(&r, "tracejoin_slo_too_old_events_total", "SLO events older than every window reaches (counted in tracejoin_slo_events_total only)."),
             slo_duplicates: counter(&r, "tracejoin_slo_duplicate_spans_total", "Spans not counted in the SLOs because they were counted recently (redeliveries)."),
+            slo_restored_replays: counter(&r, "tracejoin_slo_restored_replay_spans_total", "Spans of replayed records not counted in the SLOs because the partition's restored state (or an earlier owner's commit) holds them already."),
+            slo_state_writes: counter_vec(&r, "tracejoin_slo_state_writes_total", "Partition SLO states written to the changelog topic, by result (ok, failed).", &["result"]),
+            slo_state_bytes: counter(&r, "tracejoin_slo_state_written_bytes_total", "Bytes of partition SLO states written to the changelog topic (before compression)."),
+            slo_state_restores: counter_vec(&r, "tracejoin_slo_state_restores_total", "Partitions assigned whose SLO state was looked for in the changelog, by outcome (restored, empty, failed).", &["outcome"]),
             slo_overflowed: counter_vec(&r, "tracejoin_slo_overflowed_total", "SLO events whose operation or cause was folded into `other` by its cap.", &["label"]),
             slo_attribution_events: counter(&r, "tracejoin_slo_attribution_events_total", "Attribution events produced (burn-rate thresholds crossed upward)."),
             loki_batches_in_flight: gauge(&r, "tracejoin_loki_batches_in_flight", "Loki batches being sent now (attempts and backoff)."),
@@ -358,6 +366,7 @@ impl Metrics {
         mirror(&self.slo_forced, s.forced_finalisations);
         mirror(&self.slo_too_old, s.too_old);
         mirror(&self.slo_duplicates, s.duplicates);
+        mirror(&self.slo_restored_replays, s.restored_replays);
         mirror(&self.slo_attribution_events, s.attribution_events);
         mirror(
             &self.slo_overflowed.with_label_values(&["operation"]),
@@ -367,6 +376,21 @@ impl Metrics {
             &self.slo_overflowed.with_label_values(&["cause"]),
             s.causes_overflowed,
         );
+    }
+
+    /// A partition's SLO state was written to the changelog (`ok`) or could not be.
+    pub fn slo_state_written(&self, ok: bool, bytes: usize) {
+        self.slo_state_writes
+            .with_label_values(&[if ok { "ok" } else { "failed" }])
+            .inc();
+        if ok {
+            self.slo_state_bytes.inc_by(bytes as u64);
+        }
+    }
+
+    /// A partition's SLO state was looked for on assignment: `restored`, `empty` or `failed`.
+    pub fn slo_state_restore(&self, outcome: &'static str) {
+        self.slo_state_restores.with_label_values(&[outcome]).inc();
     }
 
     /// One Loki push attempt ended after `took`.

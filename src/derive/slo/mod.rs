@@ -31,9 +31,14 @@
 //!   for 78 h (event time) is dropped with its counters, freeing its place.
 //! - **Crossings** of the workbook's multiwindow burn-rate thresholds produce one attribution
 //!   event each (`alerting.rs`).
-//! - **Restarts** lose the rings (a changelog topic would keep them; not yet): after a restart
-//!   the windows fill again from the replayed and new spans. `tracejoin_slo_events_total` is a
-//!   counter, so Prometheus' own windows over it ride over restarts (`rules/alerts/`).
+//! - **Partitions.** The rings, the bad events waiting for their cause and the orphan error
+//!   logs are kept per input partition (the join task's), summed when read. A partition's state
+//!   leaves with it ([`revoke`](SloEngine::revoke)); [`export`](SloEngine::export) and
+//!   [`restore`](SloEngine::restore) (`state.rs`) carry it to its next owner through the
+//!   pipeline's changelog topic, with the offset up to which its spans were counted, so that the
+//!   next owner counts the replayed spans below it once ([`observe_record`](SloEngine::observe_record)).
+//!   `tracejoin_slo_events_total` is a counter of the process, so Prometheus' own windows over
+//!   it ride over restarts (`rules/alerts/`).
 //! - **Several instances** each see the traces of their partitions: their Sloth-named ratios are
 //!   each a sample of the whole; `tracejoin_slo_window_events` sums across instances into the
 //!   exact fleet-wide ratio (the recording rules in `rules/alerts/`).
@@ -45,6 +50,7 @@ mod labels;
 mod pending;
 mod select;
 mod series;
+mod state;
 mod template;
 #[cfg(test)]
 mod tests;
@@ -55,6 +61,7 @@ pub use config::{
     AttributionConfig, AvailabilityIndicator, Indicator, LatencyIndicator, Selector, SloConfig,
     SloError, SloSpec,
 };
+pub use state::{PartitionState, Position, StateError};
 pub use window::Window;
 
 use crate::model::{JoinedLog, SpanSummary, StatusCode};
@@ -64,7 +71,7 @@ use pending::{Dedup, Fallback, Orphans, Pending, PendingEvent};
 use prometheus::Registry;
 use select::{Compiled, Selection};
 use series::{Meta, SloSeries};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -101,6 +108,9 @@ pub struct SloStats {
     pub too_old: u64,
     /// Spans not counted because they were counted recently (redeliveries).
     pub duplicates: u64,
+    /// Spans of replayed records not counted because a restored partition state (or an
+    /// earlier owner's commit) holds them already.
+    pub restored_replays: u64,
     /// Events whose operation was folded into `other` by the cap.
     pub operations_overflowed: u64,
     /// Bad events whose cause was folded into `other` by the cap.
@@ -119,8 +129,13 @@ pub struct SloEngine {
     selection: Selection,
     selected: Vec<u16>,
     dedup: Dedup,
-    pending: Pending,
-    orphans: Orphans,
+    /// Per partition: bad events waiting for their cause.
+    pending: BTreeMap<i32, Pending>,
+    /// Per partition: error logs waiting for a bad span of their trace.
+    orphans: BTreeMap<i32, Orphans>,
+    max_orphan_logs: usize,
+    /// Per restored partition: the offset below which its spans are in the restored state.
+    counted_below: HashMap<i32, i64>,
     alerts: Vec<[AlertState; 4]>,
     crossings: VecDeque<Crossing>,
     max_wait: i64,
@@ -199,8 +214,10 @@ impl SloEngine {
             selection: Selection::new(),
             selected: Vec::new(),
             dedup: Dedup::new(a.dedup_window),
-            pending: Pending::default(),
-            orphans: Orphans::new(a.max_orphan_logs),
+            pending: BTreeMap::new(),
+            orphans: BTreeMap::new(),
+            max_orphan_logs: a.max_orphan_logs,
+            counted_below: HashMap::new(),
             crossings: VecDeque::new(),
             max_wait: nanos(max_wait),
             orphan_retention: nanos(a.orphan_log_retention),
@@ -224,9 +241,40 @@ impl SloEngine {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts the spans of one decoded record. Locks once per call, and only if a span is
-    /// selected by some SLO.
+    /// Counts the spans of one decoded record of partition 0 (an engine outside a pipeline).
     pub fn observe_spans(&mut self, spans: &[SpanSummary]) {
+        self.count_spans(0, spans);
+    }
+
+    /// Counts the spans of the record at `offset` of input partition `partition`, unless that
+    /// partition's restored state already holds them (below its restored offset), or, without
+    /// a restored state, unless `counted_before` (an earlier owner's commit says it counted
+    /// them). Whether it counted them.
+    pub fn observe_record(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        counted_before: bool,
+        spans: &[SpanSummary],
+    ) -> bool {
+        let skip = match self.counted_below.get(&partition) {
+            Some(below) if offset < *below => true,
+            Some(_) => {
+                self.counted_below.remove(&partition);
+                false
+            }
+            None => counted_before,
+        };
+        if skip {
+            self.stats.restored_replays += spans.len() as u64;
+            return false;
+        }
+        self.count_spans(partition, spans);
+        true
+    }
+
+    /// Locks once per call, and only if a span is selected by some SLO.
+    fn count_spans(&mut self, partition: i32, spans: &[SpanSummary]) {
         if self.compiled.is_empty() || spans.is_empty() {
             return;
         }
@@ -253,7 +301,7 @@ impl SloEngine {
                 let i = usize::from(i);
                 let series = &mut shared.slos[i];
                 let bad = self.compiled[i].is_bad(s);
-                if !series.record(t, bad) {
+                if !series.record(partition, t, bad) {
                     self.stats.too_old += 1;
                 }
                 let before = series.ops.overflowed;
@@ -279,21 +327,39 @@ impl SloEngine {
                     fallback,
                     log: None,
                 };
-                self.orphans.offer_to(s.trace_id, &mut ev);
-                self.pending.insert(s.trace_id, ev);
+                if let Some(o) = self.orphans.get(&partition) {
+                    o.offer_to(s.trace_id, &mut ev);
+                }
+                self.pending
+                    .entry(partition)
+                    .or_default()
+                    .insert(s.trace_id, ev);
             }
         }
         drop(guard);
-        if self.pending.len() > self.max_pending {
+        let pending = self.pending.entry(partition).or_default();
+        if pending.len() > self.max_pending {
             let now = self.watermark.unwrap_or(i64::MIN);
             let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-            while self.pending.len() > self.max_pending {
-                let Some((_, ev)) = self.pending.pop_if(|_| true) else {
+            while pending.len() > self.max_pending {
+                let Some((_, ev)) = pending.pop_if(|_| true) else {
                     break;
                 };
                 self.stats.forced_finalisations += 1;
-                finalise(&mut shared, ev, now, self.max_cause_length);
+                finalise(&mut shared, partition, ev, now, self.max_cause_length);
             }
+        }
+    }
+
+    /// Partition `partition` left: its windows, waiting bad events and orphan logs go with it
+    /// (its next owner restores them from the changelog, or counts its replay).
+    pub fn revoke(&mut self, partition: i32) {
+        self.pending.remove(&partition);
+        self.orphans.remove(&partition);
+        self.counted_below.remove(&partition);
+        let mut shared = self.lock();
+        for s in &mut shared.slos {
+            s.rings.remove(&partition);
         }
     }
 
@@ -319,9 +385,17 @@ impl SloEngine {
             return;
         }
         let ts = log.timestamp_unix_nanos;
-        self.pending.offer(trace, log.span_id, ts, &log.body);
+        // The join task's partition: a trace's spans and logs share it.
+        let partition = log.ack.partition().unwrap_or(0);
+        if let Some(p) = self.pending.get_mut(&partition) {
+            p.offer(trace, log.span_id, ts, &log.body);
+        }
         // Kept too for a bad span of the trace that comes later (another span of the trace).
-        self.orphans.insert(trace, log.span_id, ts, &log.body);
+        let cap = self.max_orphan_logs;
+        self.orphans
+            .entry(partition)
+            .or_insert_with(|| Orphans::new(cap))
+            .insert(trace, log.span_id, ts, &log.body);
     }
 
     /// Moves to watermark `watermark` (event time, nanoseconds; a lower value than before is
@@ -339,13 +413,17 @@ impl SloEngine {
         let shared = &mut *self.shared.lock().unwrap_or_else(|e| e.into_inner());
         shared.watermark = Some(w);
         let max_wait = self.max_wait;
-        while let Some((_, ev)) = self.pending.pop_if(|end| w > end.saturating_add(max_wait)) {
-            finalise(shared, ev, w, self.max_cause_length);
+        for (partition, pending) in &mut self.pending {
+            while let Some((_, ev)) = pending.pop_if(|end| w > end.saturating_add(max_wait)) {
+                finalise(shared, *partition, ev, w, self.max_cause_length);
+            }
         }
-        self.orphans.expire(
-            w.saturating_sub(max_wait)
-                .saturating_sub(self.orphan_retention),
-        );
+        let orphans_before = w
+            .saturating_sub(max_wait)
+            .saturating_sub(self.orphan_retention);
+        for o in self.orphans.values_mut() {
+            o.expire(orphans_before);
+        }
         // The first watermark may already be far past the first events (a backlog consumed
         // before the first tick): evaluate from the earliest event (at most a day back), so a
         // crossing's event time does not depend on when the ticks came.
@@ -407,8 +485,8 @@ impl SloEngine {
     pub fn stats(&self) -> SloStats {
         let shared = self.lock();
         SloStats {
-            pending: self.pending.len(),
-            orphan_logs: self.orphans.len(),
+            pending: self.pending.values().map(Pending::len).sum(),
+            orphan_logs: self.orphans.values().map(Orphans::len).sum(),
             causes_overflowed: shared.slos.iter().map(|s| s.causes.overflowed).sum(),
             bytes: shared.slos.iter().map(|s| s.bytes()).sum(),
             ..self.stats
@@ -478,7 +556,7 @@ fn eval_points(prev: Option<i64>, w: i64) -> Vec<i64> {
 }
 
 /// Attributes a bad event: its cause, then the counters.
-fn finalise(shared: &mut Shared, ev: PendingEvent, now: i64, max_len: usize) {
+fn finalise(shared: &mut Shared, partition: i32, ev: PendingEvent, now: i64, max_len: usize) {
     let text = match (&ev.log, &ev.fallback) {
         (Some(l), _) => template::template(&l.body, max_len),
         (None, Fallback::Exception(e)) => template::truncate(e.trim(), max_len),
@@ -493,5 +571,5 @@ fn finalise(shared: &mut Shared, ev: PendingEvent, now: i64, max_len: usize) {
     } else {
         series.causes.id(&text, now.max(ev.end))
     };
-    series.attribute(ev.end, ev.op, cause, now);
+    series.attribute(partition, ev.end, ev.op, cause, now);
 }

@@ -34,7 +34,7 @@ pub(crate) enum Fallback {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LogCause {
     /// Lower is better: (logged before the span started, time, not the span's own log).
-    rank: (bool, i64, bool),
+    pub(crate) rank: (bool, i64, bool),
     pub(crate) body: Box<str>,
 }
 
@@ -115,6 +115,11 @@ impl Pending {
             }
         }
         true
+    }
+
+    /// Every waiting event, earliest end first (a partition's changelog snapshot).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(TraceId, PendingEvent)> {
+        self.by_time.values()
     }
 
     /// Removes and returns the event with the earliest end if `due(end)`.
@@ -200,6 +205,13 @@ impl Orphans {
         while self.order.front().is_some_and(|(_, ts)| *ts < before) {
             self.drop_oldest();
         }
+    }
+
+    /// Every orphan log, oldest first per trace: (trace, span, time, body).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (TraceId, Option<SpanId>, i64, &str)> {
+        self.by_trace
+            .iter()
+            .flat_map(|(t, logs)| logs.iter().map(|l| (*t, l.span, l.ts, &*l.body)))
     }
 
     /// Offers the orphans of `trace` to a new bad event.

@@ -80,7 +80,7 @@ proptest! {
         };
         let mut s = SloSeries::new(meta, 10, 10);
         for (t, bad) in &events {
-            s.record(T0 + t * S, *bad);
+            s.record(0, T0 + t * S, *bad);
         }
         let w = T0 + at * S + S / 2;
         for win in Window::ALL {
@@ -777,4 +777,150 @@ fn sloth_names_and_labels() {
     ] {
         assert!(text.contains(want), "missing {want} in\n{text}");
     }
+}
+
+// ---------------------------------------------------------------- partitions and their state
+
+/// The series of `text` whose name starts with one of `prefixes` (the window-derived ones).
+fn window_series(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| {
+            [
+                "slo:sli_error",
+                "tracejoin_slo_window_events",
+                "tracejoin_slo_burn_attribution_ratio",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_partition_restored_midway_from_its_state_ends_as_an_uninterrupted_run() {
+    let run = |e: &mut SloEngine, from: u64, to: u64, out: &mut Vec<AttributionEvent>| {
+        for i in from..to {
+            let t = T0 + i as i64 * 2 * S;
+            scenario_step(e, i, t);
+            if i % 5 == 4 {
+                e.advance(t - S, out);
+            }
+        }
+    };
+    let mut whole = SloEngine::new(&cfg(""), MAX_WAIT).unwrap();
+    let (mut out_whole, mut out_moved) = (Vec::new(), Vec::new());
+    // Midway through the failure (minute 15..30): bad events wait for their cause.
+    run(&mut whole, 0, 703, &mut out_whole);
+    assert!(
+        whole.stats().pending > 0,
+        "the state carries waiting bad events"
+    );
+    let state = whole.export(0);
+    let bytes = state.to_json();
+    let state = PartitionState::from_json(&bytes).unwrap();
+    assert!(!state.is_empty());
+
+    let mut moved = SloEngine::new(&cfg(""), MAX_WAIT).unwrap();
+    moved.restore(&state, None);
+    assert_eq!(moved.stats().pending, whole.stats().pending);
+    run(&mut whole, 703, 45 * 30, &mut out_whole);
+    run(&mut moved, 703, 45 * 30, &mut out_moved);
+    let (a, b) = (render(&whole), render(&moved));
+    let (a, b) = (window_series(&a), window_series(&b));
+    assert!(
+        a.iter().any(|l| l.contains("Lock wait timeout")),
+        "attribution present"
+    );
+    assert_eq!(
+        a, b,
+        "windows and attribution as if the partition had never moved"
+    );
+}
+
+#[test]
+fn partitions_sum_and_a_revoked_one_leaves_with_its_windows() {
+    let mut e = SloEngine::new(&slo_config(0, ""), MAX_WAIT).unwrap();
+    let t = T0 + 10 * S;
+    for n in 0..6u64 {
+        let partition = (n % 2) as i32;
+        assert!(e.observe_record(
+            partition,
+            n as i64,
+            false,
+            &[server(n, "GET /api/x", t, n < 2)]
+        ));
+    }
+    e.advance(t + S, &mut Vec::new());
+    let total = |e: &SloEngine| e.burn_rate("shop-api", Window::M5).unwrap();
+    // 2 bad of 6: ratio 1/3, budget 1 %.
+    assert!((total(&e) - 100.0 / 3.0).abs() < 1e-9, "{}", total(&e));
+    e.revoke(1);
+    // Partition 0 kept n = 0, 2, 4: one bad of three.
+    assert!((total(&e) - 100.0 / 3.0).abs() < 1e-9);
+    e.revoke(0);
+    assert_eq!(total(&e), 0.0);
+}
+
+#[test]
+fn spans_below_the_restored_position_are_not_counted_again() {
+    let mut a = SloEngine::new(&slo_config(0, ""), MAX_WAIT).unwrap();
+    let t = T0 + 10 * S;
+    for n in 0..4u64 {
+        a.observe_record(
+            3,
+            100 + n as i64,
+            false,
+            &[server(n, "GET /api/x", t, false)],
+        );
+    }
+    let mut state = a.export(3);
+    state.positions.push(crate::derive::slo::Position {
+        topic: "spans".into(),
+        partition: 3,
+        offset: 104,
+    });
+    let mut b = SloEngine::new(&slo_config(0, ""), MAX_WAIT).unwrap();
+    b.restore(&state, Some(104));
+    // The replay from an older committed offset: counted in the state already.
+    for n in 0..4u64 {
+        assert!(!b.observe_record(
+            3,
+            100 + n as i64,
+            false,
+            &[server(n, "GET /api/x", t, false)]
+        ));
+    }
+    // New records count, and a replay on another partition is judged by its own marks.
+    assert!(b.observe_record(3, 104, true, &[server(9, "GET /api/x", t, true)]));
+    assert!(!b.observe_record(5, 7, true, &[server(10, "GET /api/x", t, true)]));
+    assert!(b.observe_record(5, 8, false, &[server(11, "GET /api/x", t, true)]));
+    b.advance(t + S, &mut Vec::new());
+    let text = render(&b);
+    let events = window_series(&text)
+        .into_iter()
+        .filter(|l| l.starts_with("tracejoin_slo_window_events") && l.contains("window=\"5m\""))
+        .collect::<Vec<_>>();
+    assert!(
+        events
+            .iter()
+            .any(|l| l.contains("outcome=\"good\"") && l.ends_with(" 4")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|l| l.contains("outcome=\"bad\"") && l.ends_with(" 2")),
+        "{events:?}"
+    );
+    assert_eq!(b.stats().restored_replays, 5);
+}
+
+#[test]
+fn a_state_of_another_version_or_shape_is_refused() {
+    assert!(matches!(
+        PartitionState::from_json(br#"{"version":99,"partition":0,"slos":[]}"#),
+        Err(StateError::Version { found: 99 })
+    ));
+    assert!(PartitionState::from_json(b"not json").is_err());
 }

@@ -257,6 +257,34 @@ impl Grid {
         }
     }
 
+    /// Column `col`'s non-zero counts, by bucket: what a changelog needs to rebuild it.
+    pub(crate) fn export(&self, col: usize) -> Vec<(i64, u64)> {
+        let Some(Some(c)) = self.cols.get(col) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(i64, u64)> = self
+            .tags
+            .iter()
+            .zip(c.iter())
+            .filter(|(tag, n)| **tag != i64::MIN && **n > 0)
+            .map(|(tag, n)| (*tag, *n))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Adds `n` to column `col` in bucket `bucket` (an index from [`export`](Self::export));
+    /// `false` if the ring has moved past that bucket.
+    pub(crate) fn put(&mut self, bucket: i64, col: usize, n: u64) -> bool {
+        match self.claim(bucket.saturating_mul(self.res)) {
+            Some(s) => {
+                self.add(s, col, n);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether column `col` holds nothing in any bucket newer than `after` (a bucket index).
     pub(crate) fn column_empty_since(&self, col: usize, after: i64) -> bool {
         let Some(Some(c)) = self.cols.get(col) else {

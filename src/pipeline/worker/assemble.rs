@@ -11,6 +11,8 @@ pub(in crate::pipeline) struct Shared {
     keep: Vec<String>,
     red: Option<RedMetrics>,
     slo: Option<Arc<SharedSlo>>,
+    /// Partitions of the SLO state changelog, once it exists (`pipeline::slo_state`).
+    pub(in crate::pipeline) slo_changelog_partitions: Option<i32>,
     kafka: KafkaSink,
     open_traces: Arc<[AtomicU64]>,
     pub(in crate::pipeline) gate: Arc<StartGate>,
@@ -53,10 +55,18 @@ impl Shared {
             keep,
             red,
             slo,
+            slo_changelog_partitions: None,
             kafka: KafkaSink::new(config)?,
             open_traces: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             gate: StartGate::new(workers),
         })
+    }
+}
+
+impl Shared {
+    /// Whether SLOs are on.
+    pub(in crate::pipeline) fn has_slo(&self) -> bool {
+        self.slo.is_some()
     }
 }
 
@@ -163,6 +173,13 @@ impl Worker {
                 // Like the state bounds, the in-flight bound is the process's.
                 (config.limits.max_in_flight / shared.open_traces.len()).max(1),
             ),
+            slo_state: match (&shared.slo, shared.slo_changelog_partitions) {
+                (Some(slo), Some(partitions)) => Some(
+                    SloChangelog::new(&config, slo.clone(), partitions, index)
+                        .map_err(PipelineError::from)?,
+                ),
+                _ => None,
+            },
             health,
             spans_buf: Vec::new(),
             logs_buf: Vec::new(),

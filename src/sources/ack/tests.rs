@@ -225,3 +225,44 @@ fn a_partition_held_at_its_first_record_still_commits_its_seen_mark() {
     assert_eq!(l.committable(P), Some(0));
     assert_eq!(l.due(), vec![(P, 0, 2)]);
 }
+
+#[test]
+fn a_gated_partition_commits_only_what_was_allowed() {
+    let mut l = AckLedger::new();
+    let key = (0, 3);
+    l.assign(key);
+    l.gate(key);
+    for offset in 0..10 {
+        l.take(key, offset).complete(&mut l);
+    }
+    l.drain();
+    assert_eq!(
+        l.committable(key),
+        None,
+        "closed until a state covers something"
+    );
+    assert!(l.due().is_empty());
+    l.allow(key, 4);
+    assert_eq!(l.committable(key), Some(4));
+    l.allow(key, 2);
+    assert_eq!(
+        l.committable(key),
+        Some(4),
+        "an older state does not take it back"
+    );
+    l.allow(key, 40);
+    assert_eq!(
+        l.committable(key),
+        Some(10),
+        "never past what the ledger allows"
+    );
+    assert_eq!(l.seen(key), Some(10));
+    let other = (0, 4);
+    l.allow(other, 1);
+    l.take(other, 0).complete(&mut l);
+    assert_eq!(
+        l.committable(other),
+        Some(1),
+        "an ungated partition is not limited"
+    );
+}
