@@ -1,8 +1,8 @@
 //! Shared by the integration tests, once: the real broker's address, the four-topic set-up,
 //! producing, consuming and polling for outputs, running the pipeline in the background, small
 //! id and time helpers (`hex`, `now_nanos`, `kv`), and in submodules the service handles
-//! (`services`), the LogsQL client (`logsql`), the Prometheus exposition parser (`exposition`)
-//! and the fault tests' load (`load`).
+//! (`services`), the LogsQL client (`logsql`), the Prometheus exposition parser (`exposition`),
+//! the fault tests' load (`load`) and the SLO tests' shop traffic (`shop`).
 //!
 //! The broker is started by `scripts/test.sh` (a real Apache Kafka in KRaft mode on 127.0.0.1)
 //! and named by `TRACEJOIN_KAFKA_BOOTSTRAP`. Without it these tests fail: a missing broker must
@@ -17,6 +17,7 @@ pub mod exposition;
 pub mod load;
 pub mod logsql;
 pub mod services;
+pub mod shop;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
