@@ -24,6 +24,12 @@ impl Dedup {
         }
     }
 
+    /// Forgets every span.
+    pub(crate) fn clear(&mut self) {
+        self.order.clear();
+        self.seen.clear();
+    }
+
     /// Remembers the span; `false` if it was already remembered (a duplicate). With a window of
     /// 0 every span is new.
     pub(crate) fn first_time(&mut self, trace: TraceId, span: SpanId) -> bool {

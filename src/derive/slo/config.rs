@@ -201,12 +201,13 @@ pub struct AttributionConfig {
     /// Distinct causes per SLO; further ones are folded into `cause="other"`. `unknown` (no
     /// cause found) and `none` (good events) do not count against the cap.
     pub max_causes: usize,
-    /// Bad events waiting for their trace's logs, over all SLOs. Beyond it the oldest is
+    /// Bad events waiting for their trace's logs, over all SLOs, per join partition (the
+    /// waiting events move with their partition). Beyond it the oldest is
     /// finalised early, with the cause known so far
     /// (`tracejoin_slo_forced_finalisations_total`, see [`SloStats`](super::SloStats)).
     pub max_pending: usize,
     /// Error logs kept for traces whose bad span has not been seen yet (a child span's log
-    /// that left the join before its parent server span arrived).
+    /// that left the join before its parent server span arrived), per join partition.
     pub max_orphan_logs: usize,
     /// How long (event time, past the log's `max_wait`) such a log is kept for a bad span of
     /// its trace to arrive.

@@ -15,9 +15,9 @@
 //!   of several SLOs. A span redelivered (same trace and span id) within the last
 //!   `dedup_window` selected spans counts once.
 //! - **Windows** are in event time: counts in time buckets (`window.rs`), read as of the
-//!   watermark. Memory per SLO is fixed (about 50 KB of SLI rings for a 30d period, plus about
-//!   1.9 KB per (operation, cause) pair seen in the last 3 days, capped by `max_operations` and
-//!   `max_causes`), whatever the traffic. An event older than a ring reaches is not counted
+//!   watermark. Memory per SLO and join partition is fixed (about 50 KB of SLI rings for a 30d
+//!   period, plus about 1.9 KB per (operation, cause) pair seen in the last 3 days, capped by
+//!   `max_operations` and `max_causes`), whatever the traffic. An event older than a ring reaches is not counted
 //!   in that ring's windows (`SloStats::too_old` when it reaches none).
 //! - **Burn rates** count a bad event at once; its **attribution** waits until the watermark
 //!   passes its end + `max_wait` (the join's outcome of the trace's logs is known then,
@@ -354,6 +354,9 @@ impl SloEngine {
     /// Partition `partition` left: its windows, waiting bad events and orphan logs go with it
     /// (its next owner restores them from the changelog, or counts its replay).
     pub fn revoke(&mut self, partition: i32) {
+        // The redelivery filter remembers spans of the partition whose counts leave now: were
+        // they replayed here (the partition reassigned to this process), they must count again.
+        self.dedup.clear();
         self.pending.remove(&partition);
         self.orphans.remove(&partition);
         self.counted_below.remove(&partition);

@@ -924,3 +924,32 @@ fn a_state_of_another_version_or_shape_is_refused() {
     ));
     assert!(PartitionState::from_json(b"not json").is_err());
 }
+
+#[test]
+fn a_partition_restored_in_the_same_process_counts_its_replay_past_the_state_again() {
+    let mut e = SloEngine::new(&slo_config(0, ""), MAX_WAIT).unwrap();
+    let t = T0 + 10 * S;
+    let span = |n: u64| [server(n, "GET /api/x", t, false)];
+    e.observe_record(3, 100, false, &span(0));
+    e.observe_record(3, 101, false, &span(1));
+    let state = e.export(3);
+    e.observe_record(3, 102, false, &span(2));
+    e.observe_record(3, 103, false, &span(3));
+    // Reassigned to this process (an eager rebalance): the newest durable state is the older
+    // one, and the partition is replayed from before it.
+    e.restore(&state, Some(102));
+    for n in 0..4u64 {
+        e.observe_record(3, 100 + n as i64, false, &span(n));
+    }
+    e.advance(t + S, &mut Vec::new());
+    let text = render(&e);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tracejoin_slo_window_events")
+                && l.contains("window=\"5m\"")
+                && l.contains("outcome=\"good\"")
+                && l.ends_with(" 4")),
+        "every span once: {}",
+        window_series(&text).join("\n")
+    );
+}
