@@ -16,6 +16,7 @@ use prost::Message;
 use std::cell::Cell;
 use tracejoin::decode::otlp::SpanDecoder;
 use tracejoin::derive::red::{Dimension, RedConfig, RedMetrics};
+use tracejoin::derive::servicegraph::{ServiceGraph, ServiceGraphConfig};
 use tracejoin::model::{SpanId, SpanSummary, TraceId};
 
 const SPANS_PER_RECORD: usize = 50;
@@ -220,5 +221,125 @@ fn red_update(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode_and_red, red_update);
+/// One record of `SPANS_PER_RECORD / 2` requests, each a client span and the server span it
+/// calls (another service), as an SDK batch of a busy service mesh carries them: what the
+/// service graph pairs.
+fn pair_record(ops: usize) -> Vec<u8> {
+    let services = ["frontend", "checkout", "payments", "inventory", "shipping"];
+    let start = 1_700_000_000_000_000_000u64;
+    let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); services.len()];
+    for _ in 0..SPANS_PER_RECORD / 2 {
+        let op = rand::random_range(0..ops);
+        let trace_id = rand::random::<[u8; 16]>().map(|b| b | 1).to_vec();
+        let client_id = rand::random::<[u8; 8]>().map(|b| b | 1).to_vec();
+        let from = rand::random_range(0..services.len());
+        let to = (from + 1 + rand::random_range(0..services.len() - 1)) % services.len();
+        let span = |kind: span::SpanKind, id: Vec<u8>, parent: Vec<u8>, micros: u64| Span {
+            trace_id: trace_id.clone(),
+            span_id: id,
+            parent_span_id: parent,
+            name: format!("POST /api/v1/op{op}"),
+            kind: kind as i32,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + micros * 1000,
+            attributes: vec![
+                kv("http.route", s(&format!("/api/v1/op{op}"))),
+                kv("http.request.method", s("POST")),
+                kv("server.address", s(services[to])),
+                kv("network.peer.address", s("10.1.2.3")),
+            ],
+            status: Some(Status {
+                code: if op % 11 == 0 { 2 } else { 0 },
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let d = rand::random_range(100..2_000_000u64);
+        by_service[from].push(span(
+            span::SpanKind::Client,
+            client_id.clone(),
+            rand::random::<[u8; 8]>().to_vec(),
+            d + 300,
+        ));
+        by_service[to].push(span(
+            span::SpanKind::Server,
+            rand::random::<[u8; 8]>().map(|b| b | 1).to_vec(),
+            client_id,
+            d,
+        ));
+    }
+    let resource_spans = services
+        .iter()
+        .zip(by_service)
+        .map(|(svc, spans)| ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s(svc))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest { resource_spans }.encode_to_vec()
+}
+
+/// What the service graph adds to decode + RED, on records of client/server pairs (both halves
+/// of an edge in the same record, the common case for an SDK batch of one process that calls
+/// itself over the network; across records a half waits in the store first).
+fn decode_red_service_graph(c: &mut Criterion) {
+    let mut g = c.benchmark_group("derive_service_graph");
+    g.throughput(Throughput::Elements(SPANS_PER_RECORD as u64));
+    let records: Vec<Bytes> = (0..POOL).map(|_| Bytes::from(pair_record(7))).collect();
+    let graph_cfg = ServiceGraphConfig::default();
+    let mut keep = keep();
+    keep.extend(graph_cfg.span_attributes());
+    for (name, graph_on) in [("decode_red", false), ("decode_red_graph", true)] {
+        let mut decoder = SpanDecoder::new(&keep, 100_000);
+        let mut red = RedMetrics::new(&RedConfig::default()).unwrap();
+        let mut graph = ServiceGraph::new(&graph_cfg).unwrap();
+        let mut out = Vec::with_capacity(SPANS_PER_RECORD);
+        for r in &records {
+            out.clear();
+            decoder.decode_proto(r.clone(), &mut out).unwrap();
+            red.observe(&out);
+            if graph_on {
+                graph.observe(&out);
+            }
+        }
+        let next = Cell::new(0usize);
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let i = next.get();
+                    next.set(i + 1);
+                    records[i % POOL].clone()
+                },
+                |bytes| {
+                    out.clear();
+                    decoder.decode_proto(bytes, &mut out).unwrap();
+                    let n = red.observe(&out).counted;
+                    if graph_on {
+                        graph.observe(&out);
+                    }
+                    n
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        if graph_on {
+            eprintln!("{name}: {:?}", graph.stats());
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    decode_and_red,
+    red_update,
+    decode_red_service_graph
+);
 criterion_main!(benches);

@@ -9,6 +9,7 @@
 
 use crate::decode::logline::InputLogFormat;
 use crate::derive::red::{RedConfig, RedError};
+use crate::derive::servicegraph::ServiceGraphConfig;
 use crate::sinks::loki::{LokiConfig, LokiConfigError};
 use crate::sources::partitioner::Partitioner;
 use crate::sources::repartition::RepartitionPolicy;
@@ -468,6 +469,9 @@ pub struct MetricsConfig {
     /// RED metrics (rate, errors, duration) from the spans, named like the OpenTelemetry
     /// Collector's spanmetrics connector.
     pub red: RedConfig,
+    /// Service graph metrics from client/server span pairs, named like the Collector's
+    /// servicegraph connector.
+    pub service_graph: ServiceGraphConfig,
 }
 
 impl Default for MetricsConfig {
@@ -475,6 +479,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             red: RedConfig::default(),
+            service_graph: ServiceGraphConfig::default(),
         }
     }
 }
@@ -570,6 +575,13 @@ impl Config {
             RedError::Invalid { key, value, reason } => {
                 invalid(&format!("metrics.red.{key}"), value, &reason)
             }
+        })?;
+        self.metrics.service_graph.validate().map_err(|e| {
+            invalid(
+                &format!("metrics.service_graph.{}", e.key),
+                e.value,
+                &e.reason,
+            )
         })?;
         if let Some(n) = self.inputs.repartition_partitions.filter(|n| *n < 1) {
             return Err(invalid(

@@ -27,6 +27,9 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
     cfg.join.idle_timeout = Duration::from_secs(3);
     // confluent-kafka (librdkafka) partitions keyed records by CRC32 of the key.
     cfg.inputs.partitioner = tracejoin::sources::partitioner::Partitioner::Crc32;
+    // Long enough that every client span meets its server span in this run, whatever the
+    // batching of the SDK's exporter: the edges are then those of an offline pairing.
+    cfg.metrics.service_graph.store.ttl = Duration::from_secs(60);
     let running = start(cfg);
 
     let manifest_path = std::env::temp_dir().join(format!("{}.jsonl", unique("manifest")));
@@ -78,6 +81,7 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
         "not every log came out in time"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
+    check_service_graph(&spans, &running).await;
     let running_metrics = {
         let h = running.health.clone();
         move || h.render()
@@ -209,4 +213,132 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
         );
     }
     let _ = std::fs::remove_file(manifest_path);
+}
+
+/// The service graph: every edge of the SDK's spans, paired offline from the spans topic, is
+/// counted once on /metrics (virtual-node edges come only after the store's ttl).
+async fn check_service_graph(spans: &str, running: &Running) {
+    let want = offline_edges(spans);
+    assert!(
+        want.keys().any(|(_, _, c, _)| c == "messaging_system")
+            && want.keys().any(|(_, _, c, _)| c.is_empty())
+            && want.keys().any(|(_, _, _, failed)| *failed),
+        "the scenario has plain, messaging and failed edges: {want:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = edges_on_metrics(&running.health.render());
+        if got == want {
+            println!(
+                "service graph: {} edges, {} requests",
+                got.len(),
+                got.values().sum::<u64>()
+            );
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "service graph on /metrics\n{got:#?}\nis not the offline pairing\n{want:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+type Edge = (String, String, String, bool);
+
+/// Pairs the spans of the topic the way the Collector's servicegraph connector defines an edge
+/// (client or producer span + the server or consumer span whose parent it is), with no store
+/// and no ttl: (client, server, connection_type, failed) → requests.
+fn offline_edges(topic: &str) -> HashMap<Edge, u64> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
+    use prost::Message;
+    struct Half {
+        service: String,
+        messaging: bool,
+        failed: bool,
+    }
+    let (mut clients, mut servers) = (HashMap::new(), HashMap::new());
+    for r in read_all(topic, Duration::from_secs(30)) {
+        let req = ExportTraceServiceRequest::decode(r.payload.as_slice()).expect("OTLP spans");
+        for rs in &req.resource_spans {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|res| res.attributes.iter().find(|a| a.key == "service.name"))
+                .and_then(|a| a.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s),
+                    ) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for s in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+                let failed = s
+                    .status
+                    .as_ref()
+                    .is_some_and(|st| st.code == StatusCode::Error as i32);
+                let half = |messaging| Half {
+                    service: service.clone(),
+                    messaging,
+                    failed,
+                };
+                match SpanKind::try_from(s.kind).unwrap_or(SpanKind::Unspecified) {
+                    SpanKind::Client => {
+                        clients.insert((s.trace_id.clone(), s.span_id.clone()), half(false));
+                    }
+                    SpanKind::Producer => {
+                        clients.insert((s.trace_id.clone(), s.span_id.clone()), half(true));
+                    }
+                    SpanKind::Server if !s.parent_span_id.is_empty() => {
+                        servers.insert((s.trace_id.clone(), s.parent_span_id.clone()), half(false));
+                    }
+                    SpanKind::Consumer if !s.parent_span_id.is_empty() => {
+                        servers.insert((s.trace_id.clone(), s.parent_span_id.clone()), half(true));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut edges = HashMap::new();
+    for (key, c) in &clients {
+        let Some(s) = servers.get(key) else { continue };
+        let connection = if c.messaging && s.messaging {
+            "messaging_system"
+        } else {
+            ""
+        };
+        *edges
+            .entry((
+                c.service.clone(),
+                s.service.clone(),
+                connection.to_string(),
+                c.failed || s.failed,
+            ))
+            .or_insert(0) += 1;
+    }
+    edges
+}
+
+/// `traces_service_graph_request_total` on /metrics, virtual-node edges aside.
+fn edges_on_metrics(text: &str) -> HashMap<Edge, u64> {
+    common::exposition::parse(text)
+        .into_iter()
+        .filter(|s| s.name == "traces_service_graph_request_total")
+        .filter(|s| s.labels.get("connection_type").map(String::as_str) != Some("virtual_node"))
+        .map(|s| {
+            let l = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+            (
+                (
+                    l("client"),
+                    l("server"),
+                    l("connection_type"),
+                    l("failed") == "true",
+                ),
+                s.value as u64,
+            )
+        })
+        .collect()
 }

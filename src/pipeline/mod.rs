@@ -57,6 +57,9 @@ pub enum PipelineError {
     /// The RED metrics config is invalid.
     #[error(transparent)]
     Red(#[from] RedError),
+    /// The service graph config is invalid.
+    #[error(transparent)]
+    ServiceGraph(#[from] crate::derive::servicegraph::ServiceGraphError),
     /// The metrics endpoint could not bind.
     #[error("metrics endpoint {addr}: {source}")]
     Metrics {

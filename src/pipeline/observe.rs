@@ -4,6 +4,7 @@
 
 use super::Progress;
 use crate::derive::red::RedMetrics;
+use crate::derive::servicegraph::ServiceGraph;
 use crate::derive::slo::{AttributionEvent, SloEngine};
 use crate::model::{JoinOutcome, JoinedLog, SpanSummary};
 use crate::sinks::kafka::OutRecord;
@@ -68,6 +69,30 @@ impl Observer for RedObserver {
     fn on_tick(&mut self, now: Instant, _state: &TickState) {
         self.0.expire_idle(now);
         metrics().red_series(self.0.series());
+    }
+}
+
+/// Service graph edges from the spans (one pairing store per worker).
+pub(super) struct ServiceGraphObserver {
+    pub(super) graph: ServiceGraph,
+    pub(super) worker: usize,
+    /// Edges and expired halves as last reported.
+    pub(super) reported: (u64, u64),
+}
+
+impl Observer for ServiceGraphObserver {
+    fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
+        if from.counted_before {
+            return;
+        }
+        self.graph.observe(spans);
+    }
+    fn on_tick(&mut self, now: Instant, _state: &TickState) {
+        self.graph.expire(now);
+        let s = self.graph.stats();
+        let (edges, expired) = self.reported;
+        metrics().service_graph(self.worker, s.waiting, s.edges - edges, s.expired - expired);
+        self.reported = (s.edges, s.expired);
     }
 }
 

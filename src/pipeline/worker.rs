@@ -3,7 +3,8 @@
 use super::commit::Commits;
 use super::copartition::CopartitionCheck;
 use super::observe::{
-    Observer, ProgressObserver, RedObserver, SharedSlo, SloObserver, SpansFrom, TickState,
+    Observer, ProgressObserver, RedObserver, ServiceGraphObserver, SharedSlo, SloObserver,
+    SpansFrom, TickState,
 };
 use super::slo_state::SloChangelog;
 use super::tasks::Tasks;
@@ -14,6 +15,7 @@ use crate::decode::otlp::SpanDecoder;
 use crate::decode::rules::{CompiledRules, ExtractRules};
 use crate::decode::DecodeError;
 use crate::derive::red::RedMetrics;
+use crate::derive::servicegraph::ServiceGraph;
 use crate::derive::slo::{SloConfig, SloEngine};
 use crate::join::{JoinOutput, JoinSettings};
 use crate::model::{JoinOutcome, LogEvent, Origin, SpanSummary, TimestampSource};

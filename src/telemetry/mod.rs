@@ -62,6 +62,9 @@ pub struct Metrics {
     slo_too_old: IntCounter,
     slo_duplicates: IntCounter,
     slo_restored_replays: IntCounter,
+    service_graph_waiting: IntGaugeVec,
+    service_graph_edges: IntCounter,
+    service_graph_expired: IntCounter,
     slo_state_writes: IntCounterVec,
     slo_state_bytes: IntCounter,
     slo_state_restores: IntCounterVec,
@@ -214,6 +217,9 @@ impl Metrics {
             slo_forced: counter(&r, "tracejoin_slo_forced_finalisations_total", "SLO bad events finalised before their logs could arrive because slo attribution.max_pending was reached."),
             slo_too_old: counter(&r, "tracejoin_slo_too_old_events_total", "SLO events older than every window reaches (counted in tracejoin_slo_events_total only)."),
             slo_duplicates: counter(&r, "tracejoin_slo_duplicate_spans_total", "Spans not counted in the SLOs because they were counted recently (redeliveries)."),
+            service_graph_waiting: gauge_vec(&r, "tracejoin_service_graph_waiting_spans", "Client or server spans waiting in a worker's store for the other half of their edge.", &["worker"]),
+            service_graph_edges: counter(&r, "tracejoin_service_graph_edges_total", "Service graph edges completed (virtual-node edges included)."),
+            service_graph_expired: counter(&r, "tracejoin_service_graph_expired_spans_total", "Client or server spans whose other half did not come within store.ttl."),
             slo_restored_replays: counter(&r, "tracejoin_slo_restored_replay_spans_total", "Spans of replayed records not counted in the SLOs because the partition's restored state (or an earlier owner's commit) holds them already."),
             slo_state_writes: counter_vec(&r, "tracejoin_slo_state_writes_total", "Partition SLO states written to the changelog topic, by result (ok, failed).", &["result"]),
             slo_state_bytes: counter(&r, "tracejoin_slo_state_written_bytes_total", "Bytes of partition SLO states written to the changelog topic (before compression)."),
@@ -376,6 +382,16 @@ impl Metrics {
             &self.slo_overflowed.with_label_values(&["cause"]),
             s.causes_overflowed,
         );
+    }
+
+    /// A worker's service graph since its last report: halves waiting now, edges completed and
+    /// halves expired since.
+    pub fn service_graph(&self, worker: usize, waiting: usize, edges: u64, expired: u64) {
+        self.service_graph_waiting
+            .with_label_values(&[&worker.to_string()])
+            .set(waiting as i64);
+        self.service_graph_edges.inc_by(edges);
+        self.service_graph_expired.inc_by(expired);
     }
 
     /// A partition's SLO state was written to the changelog (`ok`) or could not be.

@@ -10,6 +10,7 @@ pub(in crate::pipeline) struct Shared {
     /// Span attributes the decoder keeps: the join's, the RED dimensions', the SLO predicates'.
     keep: Vec<String>,
     red: Option<RedMetrics>,
+    service_graph: Option<ServiceGraph>,
     slo: Option<Arc<SharedSlo>>,
     /// Partitions of the SLO state changelog, once it exists (`pipeline::slo_state`).
     pub(in crate::pipeline) slo_changelog_partitions: Option<i32>,
@@ -37,6 +38,14 @@ impl Shared {
         } else {
             None
         };
+        let service_graph = if config.metrics.service_graph.enabled {
+            let g = ServiceGraph::new(&config.metrics.service_graph)?;
+            health.add_registry(g.registry());
+            keep.extend(config.metrics.service_graph.span_attributes());
+            Some(g)
+        } else {
+            None
+        };
         let slo = match &config.rules.slo {
             Some(path) => {
                 let cfg = SloConfig::load(path)?;
@@ -54,6 +63,7 @@ impl Shared {
             rules: Arc::new(rules.compile()?),
             keep,
             red,
+            service_graph,
             slo,
             slo_changelog_partitions: None,
             kafka: KafkaSink::new(config)?,
@@ -103,6 +113,13 @@ impl Worker {
         let mut observers: Vec<Box<dyn Observer>> = Vec::new();
         if let Some(red) = &shared.red {
             observers.push(Box::new(RedObserver(red.for_another_worker())));
+        }
+        if let Some(g) = &shared.service_graph {
+            observers.push(Box::new(ServiceGraphObserver {
+                graph: g.for_another_worker(),
+                worker: index,
+                reported: (0, 0),
+            }));
         }
         if let Some(slo) = &shared.slo {
             observers.push(Box::new(SloObserver {
