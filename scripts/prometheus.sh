@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A real Prometheus (Debian's package) on 127.0.0.1 that scrapes the given targets every second.
+# A real Prometheus (Debian's package) on 127.0.0.1 that scrapes the given targets every second,
+# with exemplar storage on (so it asks for OpenMetrics, and keeps the exemplars it finds).
 #   scripts/prometheus.sh install                  apt-get install prometheus unless present
 #   scripts/prometheus.sh start DIR TARGET...      start it with config and TSDB in DIR, scraping
 #                                                  each host:port TARGET's /metrics (job "tracejoin");
@@ -40,7 +41,8 @@ YML
   promtool check config "$dir/prometheus.yml" >&2
   local port; port="$(free_port)"
   daemon_start "$dir" prometheus prometheus --config.file="$dir/prometheus.yml" \
-      --storage.tsdb.path="$dir/data" --web.listen-address="127.0.0.1:$port" --log.level=warn
+      --storage.tsdb.path="$dir/data" --web.listen-address="127.0.0.1:$port" --log.level=warn \
+      --enable-feature=exemplar-storage
   daemon_ready "$dir" prometheus 30 curl -sf "http://127.0.0.1:$port/-/ready"
   echo "PROMETHEUS_URL=http://127.0.0.1:$port"
 }

@@ -54,7 +54,7 @@ pub use config::{
     CONNECTOR_DEFAULT_BUCKETS_MS,
 };
 
-use crate::model::{SpanKind, SpanSummary, StatusCode};
+use crate::model::{SpanId, SpanKind, SpanSummary, StatusCode, TraceId};
 use dedup::Dedup;
 use prometheus::Registry;
 use std::borrow::Borrow;
@@ -137,6 +137,19 @@ impl PartialEq for SeriesKey {
 }
 impl Eq for SeriesKey {}
 
+/// A span of a series, kept as its exemplar candidate.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    trace_id: TraceId,
+    span_id: SpanId,
+    seconds: f64,
+    end_nanos: i64,
+}
+
+/// Exemplar candidates kept per series: the newest, and for error series a few more, so that
+/// one whose trace had error logs joined can be preferred.
+const SAMPLES: usize = 4;
+
 /// One series' values: the call count and the duration histogram.
 #[derive(Debug, Clone)]
 struct Cell {
@@ -145,6 +158,8 @@ struct Cell {
     buckets: Box<[u64]>,
     sum: f64,
     last_seen: Instant,
+    /// The newest spans, a ring (`calls` says where it stands).
+    samples: [Option<Sample>; SAMPLES],
 }
 
 impl Cell {
@@ -154,14 +169,59 @@ impl Cell {
             buckets: vec![0; bounds + 1].into_boxed_slice(),
             sum: 0.0,
             last_seen: now,
+            samples: [None; SAMPLES],
         }
     }
-    fn observe(&mut self, bounds: &[f64], seconds: f64, now: Instant) {
+    fn observe(&mut self, bounds: &[f64], s: &SpanSummary, seconds: f64, now: Instant) {
+        self.samples[(self.calls % SAMPLES as u64) as usize] = Some(Sample {
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            seconds,
+            end_nanos: s.end_unix_nanos,
+        });
         self.calls += 1;
         // The first bound >= the value (Go's sort.SearchFloat64s, as the connector uses).
         self.buckets[bounds.partition_point(|b| *b < seconds)] += 1;
         self.sum += seconds;
         self.last_seen = now;
+    }
+
+    /// The exemplar: the newest span, or for an error series the newest whose trace had error
+    /// logs joined, if any.
+    fn exemplar(&self, prefer: impl Fn(TraceId) -> bool) -> Option<Sample> {
+        let newest_first = (0..SAMPLES as u64)
+            .map(|i| (self.calls + SAMPLES as u64 - 1 - i) % SAMPLES as u64)
+            .filter_map(|i| self.samples[i as usize]);
+        let mut first = None;
+        for s in newest_first {
+            if prefer(s.trace_id) {
+                return Some(s);
+            }
+            first.get_or_insert(s);
+        }
+        first
+    }
+}
+
+/// Traces that had error logs joined, the newest `cap`.
+#[derive(Debug)]
+struct ErrorTraces {
+    order: std::collections::VecDeque<TraceId>,
+    set: std::collections::HashSet<TraceId>,
+    cap: usize,
+}
+
+impl ErrorTraces {
+    fn insert(&mut self, t: TraceId) {
+        if self.cap == 0 || !self.set.insert(t) {
+            return;
+        }
+        self.order.push_back(t);
+        if self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
     }
 }
 
@@ -178,6 +238,8 @@ struct Table {
     /// The redelivery filter, shared by the process's workers: a partition that moves between
     /// them in a rebalance replays its held span records, and those were counted already.
     dedup: Dedup,
+    /// Traces with error logs joined: error series prefer them as exemplars.
+    error_traces: ErrorTraces,
 }
 
 impl Table {
@@ -237,6 +299,7 @@ pub struct RedMetrics {
     max_series: usize,
     idle_timeout: Duration,
     registry: Registry,
+    exposition: Arc<exposition::Exposition>,
 }
 
 impl std::fmt::Debug for RedMetrics {
@@ -261,6 +324,11 @@ impl RedMetrics {
             overflowed: 0,
             duplicates: 0,
             dedup: Dedup::new(cfg.dedup_window),
+            error_traces: ErrorTraces {
+                order: Default::default(),
+                set: Default::default(),
+                cap: 10_000,
+            },
         }));
         let mut counted_kinds = [false; 6];
         for k in &cfg.span_kinds {
@@ -272,12 +340,13 @@ impl RedMetrics {
             .map(|d| labels::label_name(&d.name).expect("validated"))
             .collect();
         let registry = Registry::new();
+        let exposition = Arc::new(exposition::Exposition::new(
+            cfg.naming,
+            dim_labels,
+            table.clone(),
+        ));
         registry
-            .register(Box::new(exposition::Exposition::new(
-                cfg.naming,
-                dim_labels,
-                table.clone(),
-            )))
+            .register(Box::new(exposition::Registered(exposition.clone())))
             .map_err(|e| RedError::Invalid {
                 key: "naming".into(),
                 value: format!("{:?}", cfg.naming),
@@ -299,6 +368,7 @@ impl RedMetrics {
             max_series: cfg.max_series,
             idle_timeout: cfg.series_idle_timeout,
             registry,
+            exposition,
         })
     }
 
@@ -315,6 +385,7 @@ impl RedMetrics {
             max_series: self.max_series,
             idle_timeout: self.idle_timeout,
             registry: self.registry.clone(),
+            exposition: self.exposition.clone(),
         }
     }
 
@@ -364,12 +435,12 @@ impl RedMetrics {
             };
             done.counted += 1;
             if let Some(cell) = table.series.get_mut(&probe as &dyn KeyView) {
-                cell.observe(&bounds, seconds, now);
+                cell.observe(&bounds, s, seconds, now);
                 continue;
             }
             if table.series.len() < self.max_series {
                 let mut cell = Cell::new(bounds.len(), now);
-                cell.observe(&bounds, seconds, now);
+                cell.observe(&bounds, s, seconds, now);
                 table.series.insert(
                     SeriesKey {
                         service: s.service.clone(),
@@ -384,7 +455,7 @@ impl RedMetrics {
                 table
                     .overflow
                     .get_or_insert_with(|| Cell::new(bounds.len(), now))
-                    .observe(&bounds, seconds, now);
+                    .observe(&bounds, s, seconds, now);
                 done.overflowed += 1;
             }
             if table.next_expiry.is_none() && !self.idle_timeout.is_zero() {
@@ -406,6 +477,18 @@ impl RedMetrics {
         }
         let timeout = self.idle_timeout;
         self.lock().expire(now, timeout)
+    }
+
+    /// A trace had an error log joined: its spans are preferred as the exemplars of error series
+    /// (a jump from an error spike lands on a trace whose logs say what went wrong).
+    pub fn note_error_log(&self, trace: TraceId) {
+        self.lock().error_traces.insert(trace);
+    }
+
+    /// The exemplar of every series (its calls counter and its duration histogram), for the
+    /// OpenMetrics exposition.
+    pub fn exemplars(&self, out: &mut crate::telemetry::openmetrics::Exemplars) {
+        self.exposition.exemplars(out);
     }
 
     /// The registry holding both metrics; add it to `/metrics` with `Health::add_registry`. A

@@ -66,10 +66,45 @@ impl Observer for RedObserver {
         let o = self.0.observe(spans);
         metrics().red_observed(o.duplicates, o.overflowed);
     }
+    /// An error log joined to its trace: the trace is preferred as the exemplar of its error
+    /// series.
+    fn on_log(&mut self, joined: &JoinedLog, _json: &[u8]) {
+        let log = &joined.log;
+        let matched = matches!(
+            joined.outcome,
+            JoinOutcome::MatchedSpan | JoinOutcome::MatchedTrace
+        );
+        if let (true, Some(trace), Some(severity)) = (matched, log.trace_id, &log.severity) {
+            if is_error_severity(severity) {
+                self.0.note_error_log(trace);
+            }
+        }
+    }
     fn on_tick(&mut self, now: Instant, _state: &TickState) {
         self.0.expire_idle(now);
         metrics().red_series(self.0.series());
     }
+}
+
+/// ERROR, FATAL, CRITICAL, ALERT, EMERGENCY, PANIC (any case, a trailing number ignored):
+/// the severities of a log that says something went wrong.
+fn is_error_severity(severity: &str) -> bool {
+    let s = severity
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_digit());
+    [
+        "error",
+        "err",
+        "fatal",
+        "critical",
+        "crit",
+        "alert",
+        "emergency",
+        "emerg",
+        "panic",
+    ]
+    .iter()
+    .any(|e| s.eq_ignore_ascii_case(e))
 }
 
 /// Service graph edges from the spans (one pairing store per worker).

@@ -6,8 +6,11 @@
 //! partitions a member without any is a standby, and must not fail a rollout — and through
 //! rebalances; 503 before, and from the start of a graceful shutdown (readiness: a rolling
 //! restart waits for it). `/metrics` renders the processor's own metrics and every extra registry the
-//! pipeline adds (RED metrics), in the Prometheus text format.
+//! pipeline adds (RED metrics), in the Prometheus text format, or in OpenMetrics with exemplars
+//! when the scraper asks for it (`Accept: application/openmetrics-text`, as Prometheus does with
+//! `--enable-feature=exemplar-storage`).
 
+use super::openmetrics;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
 use std::net::SocketAddr;
@@ -21,7 +24,11 @@ pub struct Health {
     /// Bit `i`: worker `i` has partitions (workers past 63 share bit 63).
     ready: Arc<AtomicU64>,
     extra: Arc<std::sync::Mutex<Vec<Registry>>>,
+    exemplars: Arc<std::sync::Mutex<Vec<ExemplarSource>>>,
 }
+
+/// Fills in the exemplars of the series it knows (`openmetrics::series_key`).
+pub type ExemplarSource = Box<dyn Fn(&mut openmetrics::Exemplars) + Send + Sync>;
 
 impl Health {
     /// Marks the processor ready (a member of the group) or not (as worker 0).
@@ -45,23 +52,67 @@ impl Health {
     pub fn add_registry(&self, r: Registry) {
         self.extra.lock().expect("not poisoned").push(r);
     }
-    /// The full exposition.
-    pub fn render(&self) -> String {
+    /// Adds a source of exemplars for the OpenMetrics exposition.
+    pub fn add_exemplars(&self, source: ExemplarSource) {
+        self.exemplars.lock().expect("not poisoned").push(source);
+    }
+
+    fn families(&self) -> Vec<prometheus::proto::MetricFamily> {
         let mut families = super::metrics().registry().gather();
         for r in self.extra.lock().expect("not poisoned").iter() {
             families.extend(r.gather());
         }
+        families
+    }
+
+    /// The full exposition, Prometheus text format.
+    pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&families, &mut buf);
+        let _ = TextEncoder::new().encode(&self.families(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// The full exposition, OpenMetrics with exemplars.
+    pub fn render_openmetrics(&self) -> String {
+        let families = self.families();
+        let mut exemplars = openmetrics::Exemplars::new();
+        for source in self.exemplars.lock().expect("not poisoned").iter() {
+            source(&mut exemplars);
+        }
+        openmetrics::encode(&families, &exemplars)
     }
 }
 
-async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        h.render(),
-    )
+/// Whether the scraper takes OpenMetrics (Prometheus lists it first when it stores exemplars).
+fn wants_openmetrics(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let mut parts = t.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        })
+}
+
+async fn metrics_handler(
+    State(h): State<Health>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    if wants_openmetrics(&headers) {
+        (
+            [("content-type", openmetrics::CONTENT_TYPE)],
+            h.render_openmetrics(),
+        )
+    } else {
+        (
+            [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+            h.render(),
+        )
+    }
 }
 
 async fn ready_handler(State(h): State<Health>) -> impl IntoResponse {

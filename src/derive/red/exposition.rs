@@ -6,7 +6,9 @@
 
 use super::config::RedNaming;
 use super::labels::{self, OVERFLOW_LABEL};
-use super::{Cell, Table};
+use super::{Cell, SeriesKey, Table};
+use crate::model::StatusCode;
+use crate::telemetry::openmetrics::{series_key, Exemplar, Exemplars};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use std::collections::HashMap;
@@ -110,9 +112,63 @@ fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> Met
     f
 }
 
-impl Collector for Exposition {
+/// The registry's handle on the shared exposition (the RED metrics keep another, for the
+/// exemplars).
+pub(super) struct Registered(pub(super) Arc<Exposition>);
+
+impl Collector for Registered {
     fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
+        self.0.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.0.collect()
+    }
+}
+
+impl Exposition {
+    /// A series' labels, sorted by name.
+    fn labels(&self, key: &SeriesKey) -> Vec<LabelPair> {
+        let mut pairs = Vec::with_capacity(4 + self.dim_labels.len());
+        pairs.push(pair(self.naming.service_label(), &key.service));
+        pairs.push(pair("span_name", &key.name));
+        pairs.push(pair("span_kind", key.kind.as_str()));
+        pairs.push(pair("status_code", key.status.as_str()));
+        for (label, value) in self
+            .dim_labels
+            .iter()
+            .zip(labels::decode_dimensions(&key.dims))
+        {
+            if let Some(v) = value {
+                pairs.push(pair(label, v));
+            }
+        }
+        pairs.sort_by(|a, b| a.name().cmp(b.name()));
+        pairs
+    }
+
+    /// Every series' exemplar, on its counter and its histogram (`telemetry::openmetrics`).
+    pub(super) fn exemplars(&self, out: &mut Exemplars) {
+        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let errors = &table.error_traces.set;
+        for (key, cell) in &table.series {
+            let error = key.status == StatusCode::Error;
+            let Some(s) = cell.exemplar(|t| error && errors.contains(&t)) else {
+                continue;
+            };
+            let labels = self.labels(key);
+            let e = Exemplar {
+                trace_id: s.trace_id,
+                span_id: s.span_id,
+                value: s.seconds,
+                timestamp: s.end_nanos as f64 / 1e9,
+            };
+            out.insert(series_key(self.naming.duration_name(), &labels), e);
+            out.insert(
+                series_key(self.naming.calls_name(), &labels),
+                Exemplar { value: 1.0, ..e },
+            );
+        }
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
@@ -120,21 +176,7 @@ impl Collector for Exposition {
         let n = table.series.len() + usize::from(table.overflow.is_some());
         let (mut calls, mut durations) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (key, cell) in &table.series {
-            let mut pairs = Vec::with_capacity(4 + self.dim_labels.len());
-            pairs.push(pair(self.naming.service_label(), &key.service));
-            pairs.push(pair("span_name", &key.name));
-            pairs.push(pair("span_kind", key.kind.as_str()));
-            pairs.push(pair("status_code", key.status.as_str()));
-            for (label, value) in self
-                .dim_labels
-                .iter()
-                .zip(labels::decode_dimensions(&key.dims))
-            {
-                if let Some(v) = value {
-                    pairs.push(pair(label, v));
-                }
-            }
-            pairs.sort_by(|a, b| a.name().cmp(b.name()));
+            let pairs = self.labels(key);
             durations.push(histogram(pairs.clone(), cell, &table.bounds));
             calls.push(counter(pairs, cell));
         }

@@ -33,6 +33,8 @@ impl Shared {
         let red = if config.metrics.red.enabled {
             let red = RedMetrics::new(&config.metrics.red)?;
             health.add_registry(red.registry());
+            let exemplars = red.for_another_worker();
+            health.add_exemplars(Box::new(move |out| exemplars.exemplars(out)));
             keep.extend(config.metrics.red.dimensions.iter().map(|d| d.name.clone()));
             Some(red)
         } else {
