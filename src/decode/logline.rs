@@ -20,8 +20,8 @@ use super::intern::Interner;
 use super::level::{normalize_level, LevelScheme};
 use super::otlp::{json as otlp_json, otlp_logs, wire};
 use super::rules::{
-    group_bit, Candidates, CompiledRules, Source, G_LEVEL, G_MESSAGE, G_SERVICE, G_SPAN_ID,
-    G_TIMESTAMP, G_TRACEPARENT, G_TRACE_ID,
+    group_bit, Candidates, Caps, CompiledRules, Outcome, Source, G_LEVEL, G_MESSAGE, G_SERVICE,
+    G_SPAN_ID, G_TIMESTAMP, G_TRACEPARENT, G_TRACE_ID,
 };
 use super::time::parse_timestamp;
 use super::DecodeError;
@@ -583,12 +583,14 @@ fn apply_text_rules<'a>(
     found: &mut Found<'a>,
     want: u8,
 ) {
+    // No rule fills a group outside `rules.fills`: once the others are filled, stop.
+    let want = want & rules.fills;
     let mut need = want & !found.filled();
     if need == 0 || rules.text.is_empty() {
         return;
     }
     let candidates = rules.prefilter.as_ref().map(|p| {
-        cands.first = [usize::MAX; 64];
+        cands.first[..rules.text.len()].fill(usize::MAX);
         p.candidates_into(text, cands);
         cands.rules
     });
@@ -600,12 +602,15 @@ fn apply_text_rules<'a>(
             continue;
         }
         let at = cands.first[i];
-        let got: Option<[Option<(usize, usize)>; 7]> = match (
-            candidates.is_some() && at != usize::MAX,
-            &rule.at_literal,
-            &mut anchored[i],
-        ) {
-            (true, Some(re), Some(a)) => search_from_literal(re, a, text, at).then(|| {
+        let at_known = candidates.is_some() && at != usize::MAX && rule.at_literal.is_some();
+        let fast = match rule.fast {
+            Some(f) => f.find(text, if at_known { at } else { 0 }),
+            None => Outcome::Defer,
+        };
+        let got: Option<Caps> = match (fast, at_known, &rule.at_literal, &mut anchored[i]) {
+            (Outcome::Match(caps), ..) => Some(caps),
+            (Outcome::NoMatch, ..) => None,
+            (_, true, Some(re), Some(a)) => search_from_literal(re, a, text, at).then(|| {
                 let mut out = [None; 7];
                 for (g, slot) in rule.slots.iter().enumerate() {
                     out[g] = slot

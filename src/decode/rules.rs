@@ -21,14 +21,18 @@
 //! Aho-Corasick pass over the line for the literals the rules need (derived from each regex:
 //! `trace`, `uber-trace-id`, `root=1-`, `[` before a hex digit, …) says which rules can match at
 //! all, so a line costs one scan plus the captures of the rules that match it. A rule whose
-//! matches start with its literal is searched anchored where the scan saw it.
+//! matches start with its literal is searched anchored where the scan saw it. The shipped
+//! patterns a line with ids runs most (`rules/fast.rs`) are matched by hand while their pattern
+//! text is unchanged: same matches and groups as the regex, without the regex engines.
 //!
 //! Compilation checks every regex and every group name, and the error names the rule.
 
+mod fast;
 mod prefilter;
 
 use super::ids::IdEncoding;
 use super::level::LevelScheme;
+pub use fast::{Caps, Fast, Outcome};
 pub use prefilter::{Candidates, Prefilter};
 use serde::Deserialize;
 use std::path::Path;
@@ -180,6 +184,8 @@ pub struct CompiledTextRule {
     /// it starts with: one capturing pass (one-pass DFA where the pattern allows) instead of a
     /// forward, a reverse and a capturing pass. `None` when its matches start with no literal.
     pub at_literal: Option<regex_automata::meta::Regex>,
+    /// A hand-written matcher giving the regex's matches, for a shipped pattern.
+    pub fast: Option<Fast>,
 }
 
 /// Where a value came from, for `tracejoin check`.
@@ -212,6 +218,8 @@ pub struct CompiledRules {
     pub text: Vec<CompiledTextRule>,
     /// Which rules can match a line, from the literals each needs, in one pass.
     pub prefilter: Option<Prefilter>,
+    /// The groups some text rule fills (see [`CompiledTextRule::fills`]).
+    pub fills: u8,
 }
 
 impl FieldRules {
@@ -378,6 +386,7 @@ impl ExtractRules {
                 slots,
                 fills,
                 at_literal: None,
+                fast: Fast::for_pattern(&rule.pattern),
             });
         }
         let patterns: Vec<String> = self.text.iter().map(|r| r.pattern.clone()).collect();
@@ -393,6 +402,7 @@ impl ExtractRules {
         });
         Ok(CompiledRules {
             fields: self.fields.clone(),
+            fills: text.iter().fold(0, |m, r| m | r.fills),
             text,
             prefilter,
         })
