@@ -225,6 +225,11 @@ struct Edge {
     /// Keyed by a root server span (no parent): its virtual client is `user`.
     root: bool,
     expires: Instant,
+    /// The trace, the span that made the request (the client's, else the server's), and the
+    /// end of the latest half: the edge's exemplar.
+    trace_id: TraceId,
+    span_id: SpanId,
+    end_nanos: i64,
 }
 
 impl Edge {
@@ -307,6 +312,8 @@ struct Cell {
     server: Hist,
     client: Hist,
     last_seen: Instant,
+    /// The latest edge: (trace, span, server seconds, client seconds, end).
+    sample: Option<(TraceId, SpanId, f64, f64, i64)>,
 }
 
 impl Cell {
@@ -316,6 +323,13 @@ impl Cell {
         self.server.observe(bounds, e.server_seconds);
         self.client.observe(bounds, e.client_seconds);
         self.last_seen = now;
+        self.sample = Some((
+            e.trace_id,
+            e.span_id,
+            e.server_seconds,
+            e.client_seconds,
+            e.end_nanos,
+        ));
     }
 }
 
@@ -547,6 +561,9 @@ impl ServiceGraph {
                 peer: None,
                 root: !client_side && s.parent_span_id.is_none(),
                 expires: now + self.settings.ttl,
+                trace_id: s.trace_id,
+                span_id: s.span_id,
+                end_nanos: s.end_unix_nanos,
             };
             update(&self.settings, &mut e, s, client_side, connection);
             if e.complete() {
@@ -661,9 +678,41 @@ impl ServiceGraph {
                 server: Hist::new(bounds.len()),
                 client: Hist::new(bounds.len()),
                 last_seen: now,
+                sample: None,
             };
             cell.count(&e, bounds, now);
             t.series.insert(k.as_str().into(), cell);
+        }
+    }
+
+    /// Every edge series' exemplar (its latest request), on its counters and both histograms,
+    /// for the OpenMetrics exposition.
+    pub fn exemplars(&self, out: &mut crate::telemetry::openmetrics::Exemplars) {
+        use crate::telemetry::openmetrics::{series_key, Exemplar};
+        let t = self.lock();
+        for cell in t.series.values() {
+            let Some((trace_id, span_id, server, client, end)) = cell.sample else {
+                continue;
+            };
+            let labels = pairs(&cell.labels);
+            let e = Exemplar {
+                trace_id,
+                span_id,
+                value: 1.0,
+                timestamp: end as f64 / 1e9,
+            };
+            out.insert(series_key(REQUEST_TOTAL, &labels), e);
+            if cell.failed > 0 {
+                out.insert(series_key(REQUEST_FAILED, &labels), e);
+            }
+            out.insert(
+                series_key(SERVER_SECONDS, &labels),
+                Exemplar { value: server, ..e },
+            );
+            out.insert(
+                series_key(CLIENT_SECONDS, &labels),
+                Exemplar { value: client, ..e },
+            );
         }
     }
 
@@ -702,6 +751,10 @@ fn update(
 ) {
     e.connection = connection;
     e.failed |= s.status == StatusCode::Error;
+    e.end_nanos = e.end_nanos.max(s.end_unix_nanos);
+    if client_side {
+        e.span_id = s.span_id;
+    }
     let side = usize::from(!client_side);
     for ((name, _), values) in settings.dims.iter().zip(e.dims.iter_mut()) {
         if let Some(v) = attr(s, name) {

@@ -343,3 +343,40 @@ fn config_errors_name_the_key() {
     .to_string();
     assert!(e.contains("store.ttl"), "{e}");
 }
+
+#[test]
+fn every_edge_series_has_its_latest_request_as_exemplar() {
+    let mut g = graph(ServiceGraphConfig::default());
+    g.observe(&[
+        span("frontend", SpanKind::Client, 2, Some(1), 30, false),
+        span("cart", SpanKind::Server, 3, Some(2), 20, false),
+    ]);
+    let mut ex = crate::telemetry::openmetrics::Exemplars::new();
+    g.exemplars(&mut ex);
+    let labels = |text: &str| {
+        text.split(',')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                let mut p = prometheus::proto::LabelPair::default();
+                p.set_name(k.to_string());
+                p.set_value(v.trim_matches('"').to_string());
+                p
+            })
+            .collect::<Vec<_>>()
+    };
+    let key = |name| crate::telemetry::openmetrics::series_key(name, &labels(EDGE));
+    let server = ex[&key(SERVER_SECONDS)];
+    assert_eq!(server.trace_id, trace(1));
+    assert_eq!(
+        server.span_id,
+        span_id(2),
+        "the client span made the request"
+    );
+    assert!((server.value - 0.020).abs() < 1e-9);
+    assert!((ex[&key(CLIENT_SECONDS)].value - 0.030).abs() < 1e-9);
+    assert_eq!(ex[&key(REQUEST_TOTAL)].value, 1.0);
+    assert!(
+        !ex.contains_key(&key(REQUEST_FAILED)),
+        "no failed request, no exemplar"
+    );
+}

@@ -43,6 +43,8 @@ impl Shared {
         let service_graph = if config.metrics.service_graph.enabled {
             let g = ServiceGraph::new(&config.metrics.service_graph)?;
             health.add_registry(g.registry());
+            let exemplars = g.for_another_worker();
+            health.add_exemplars(Box::new(move |out| exemplars.exemplars(out)));
             keep.extend(config.metrics.service_graph.span_attributes());
             Some(g)
         } else {
