@@ -161,11 +161,14 @@ fn window_events(m: &str, window: &str) -> (u64, u64) {
     (n("good"), n("bad"))
 }
 
-/// Every event of the scenario is in the instance's period window and none waits for its cause.
+/// Every event of the scenario is in every window that can hold it all (the watermark has
+/// passed the last one: a window is read as of the watermark) and none waits for its cause.
 fn complete(m: &str) -> bool {
     let (total, bad) = expected_events();
-    let (g, b) = window_events(m, "30d");
-    g + b >= total && b >= bad && value(m, "tracejoin_slo_pending_bad_events", &[]) == Some(0.0)
+    WHOLE.iter().all(|w| {
+        let (g, b) = window_events(m, w);
+        g + b >= total && b >= bad
+    }) && value(m, "tracejoin_slo_pending_bad_events", &[]) == Some(0.0)
 }
 
 /// The window-derived series of the windows that hold the whole scenario, sorted: name, labels

@@ -206,6 +206,12 @@ impl Worker {
     }
 
     fn on_record(&mut self, m: &BorrowedMessage<'_>) {
+        // An assignment reported during the poll that returned this record is applied first:
+        // a partition's state (its restored SLO state, its commit gate) must be in place before
+        // its first record.
+        while let Ok(change) = self.changes.try_recv() {
+            self.on_assignment(change);
+        }
         let Some(topic) = self.topics.index(m.topic()) else {
             return;
         };
