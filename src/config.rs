@@ -13,11 +13,16 @@ use crate::sinks::loki::{LokiConfig, LokiConfigError};
 use crate::sources::partitioner::Partitioner;
 use crate::sources::repartition::RepartitionPolicy;
 use serde::{Deserialize, Deserializer};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
+
+pub mod properties;
+pub mod secret;
+
+pub use properties::{KafkaProperties, PropertyValue};
+pub use secret::SecretSource;
 
 /// Why a config was rejected.
 #[derive(Debug, Error)]
@@ -209,8 +214,10 @@ pub struct KafkaConfig {
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
     /// Extra librdkafka properties for consumer and producers (`security.protocol`,
-    /// `sasl.mechanisms`, `ssl.ca.location`, …), passed through as written.
-    pub properties: BTreeMap<String, String>,
+    /// `sasl.mechanisms`, `ssl.ca.location`, …), passed through as written. Any value may be a
+    /// secret read from the environment or a file, `{env: NAME}` / `{file: PATH}` (the file read
+    /// again whenever a client is created); passwords and other secrets are never printed.
+    pub properties: KafkaProperties,
     /// The consumer group protocol: `classic` (every broker; a member joining or leaving stops
     /// every member while partitions are handed over) or `consumer` (KIP-848, Kafka 4.0 and
     /// later: the broker's `range` assignor moves only the partitions that change owner).
@@ -243,7 +250,7 @@ impl Default for KafkaConfig {
             group_id: "tracejoin".into(),
             auto_offset_reset: OffsetReset::Earliest,
             commit_interval: Duration::from_secs(1),
-            properties: BTreeMap::new(),
+            properties: KafkaProperties::default(),
             group_protocol: GroupProtocol::Classic,
         }
     }
@@ -429,8 +436,9 @@ pub struct KafkaOutput {
     pub enabled: bool,
     /// Topic name; records are keyed by trace id.
     pub topic: String,
-    /// Extra librdkafka producer properties (e.g. `compression.type`).
-    pub properties: BTreeMap<String, String>,
+    /// Extra librdkafka producer properties (e.g. `compression.type`); values as in
+    /// `kafka.properties`, secrets included.
+    pub properties: KafkaProperties,
 }
 
 impl Default for KafkaOutput {
@@ -438,7 +446,7 @@ impl Default for KafkaOutput {
         KafkaOutput {
             enabled: true,
             topic: "logs.enriched".into(),
-            properties: BTreeMap::new(),
+            properties: KafkaProperties::default(),
         }
     }
 }
@@ -602,8 +610,28 @@ impl Config {
                 "must be positive (offsets of changelogged partitions commit at this pace)",
             ));
         }
+        for (section, props) in [
+            ("kafka.properties", &self.kafka.properties),
+            ("outputs.kafka.properties", &self.outputs.kafka.properties),
+        ] {
+            for (key, value) in props.iter() {
+                if let PropertyValue::Secret(source) = value {
+                    let sub = match source {
+                        SecretSource::Env(_) => "env",
+                        SecretSource::File(_) => "file",
+                    };
+                    source.read().map_err(|reason| {
+                        invalid(
+                            &format!("{section}.{key}.{sub}"),
+                            source.describe(),
+                            &reason,
+                        )
+                    })?;
+                }
+            }
+        }
         for key in RESERVED_CONSUMER_PROPERTIES {
-            if let Some(v) = self.kafka.properties.get(key) {
+            if let Some(v) = self.kafka.properties.shown(key) {
                 return Err(invalid(
                     &format!("kafka.properties.{key}"),
                     v,
@@ -613,7 +641,7 @@ impl Config {
         }
         if self.kafka.group_protocol == GroupProtocol::Consumer {
             for key in CLASSIC_ONLY_CONSUMER_PROPERTIES {
-                if let Some(v) = self.kafka.properties.get(key) {
+                if let Some(v) = self.kafka.properties.shown(key) {
                     return Err(invalid(
                         &format!("kafka.properties.{key}"),
                         v,
@@ -622,8 +650,8 @@ impl Config {
                 }
             }
         }
-        if let Some(v) = self.kafka.properties.get("partition.assignment.strategy") {
-            if v != "range" {
+        if let Some(v) = self.kafka.properties.shown("partition.assignment.strategy") {
+            if self.kafka.properties.get("partition.assignment.strategy") != Some("range") {
                 return Err(invalid(
                     "kafka.properties.partition.assignment.strategy",
                     v,

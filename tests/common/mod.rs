@@ -326,9 +326,7 @@ pub fn config(spans: &str, logs: &str, out: &str, dlq: &str) -> Config {
     c.kafka.bootstrap_servers = bootstrap();
     c.kafka.group_id = unique("tracejoin-test");
     c.kafka.commit_interval = Duration::from_millis(200);
-    c.kafka
-        .properties
-        .insert("session.timeout.ms".into(), "6000".into());
+    c.kafka.properties.insert("session.timeout.ms", "6000");
     c.inputs.spans.topic = spans.into();
     c.inputs.logs[0].topic = logs.into();
     c.outputs.kafka.topic = out.into();
