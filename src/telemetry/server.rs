@@ -5,7 +5,8 @@
 //! start-up deadline passed) — whether or not they got partitions: with more members than
 //! partitions a member without any is a standby, and must not fail a rollout — and through
 //! rebalances; 503 before, and from the start of a graceful shutdown (readiness: a rolling
-//! restart waits for it). `/metrics` renders the processor's own metrics and every extra registry the
+//! restart waits for it). While the cluster refuses the process (wrong credentials, an untrusted
+//! certificate), `/readyz` says so in its body. `/metrics` renders the processor's own metrics and every extra registry the
 //! pipeline adds (RED metrics), in the Prometheus text format.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
@@ -20,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Health {
     /// Bit `i`: worker `i` has partitions (workers past 63 share bit 63).
     ready: Arc<AtomicU64>,
+    /// Why the process cannot become ready (a refused connection to Kafka), for `/readyz`.
+    problem: Arc<std::sync::Mutex<Option<String>>>,
     extra: Arc<std::sync::Mutex<Vec<Registry>>>,
 }
 
@@ -36,6 +39,18 @@ impl Health {
         } else {
             self.ready.fetch_and(!bit, Ordering::Relaxed);
         }
+    }
+    /// Says why the process is not ready (`None`: nothing known against it). Never a secret:
+    /// callers pass scrubbed messages.
+    pub fn set_problem(&self, problem: Option<String>) {
+        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+    }
+    /// Why the process is not ready, if known.
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     /// Whether ready.
     pub fn is_ready(&self) -> bool {
@@ -66,11 +81,16 @@ async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
 
 async fn ready_handler(State(h): State<Health>) -> impl IntoResponse {
     if h.is_ready() {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, "ready\n".to_string())
+    } else if let Some(problem) = h.problem() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {problem}\n"),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: not yet a member of the consumer group, or shutting down\n",
+            "not ready: not yet a member of the consumer group, or shutting down\n".to_string(),
         )
     }
 }
