@@ -115,7 +115,9 @@ impl ConnectError {
                 }
             }
             _ if refused_alert => Some(ConnectError::ClientCertificateRefused { detail }),
-            Some(RDKafkaErrorCode::SSL) if lower.contains("certificate verify failed") => {
+            // librdkafka reports a failed verification twice per attempt: as `SSL` with its
+            // advice, and again as a transport failure.
+            _ if lower.contains("certificate verify failed") => {
                 Some(ConnectError::UntrustedBroker { detail })
             }
             Some(RDKafkaErrorCode::SSL) => Some(ConnectError::Tls { detail }),
@@ -169,8 +171,11 @@ pub fn check(config: &Config) -> Result<(), ConnectError> {
             Ok(_) => return Ok(()),
             Err(e) => e.to_string(),
         };
-        // Serves the error callback.
-        client.poll(Duration::ZERO);
+        // Serves the error callback. One poll serves one event, and each refused attempt queues
+        // several (the refusal, "all brokers down", the disconnect): drain them all.
+        for _ in 0..256 {
+            client.poll(Duration::ZERO);
+        }
         let found = client
             .context()
             .first
@@ -300,6 +305,13 @@ mod tests {
         assert_eq!(
             c(Some(RDKafkaErrorCode::BrokerTransportFailure), "ssl://127.0.0.1:1/bootstrap: Receive failed: error:0A000412:SSL routines::ssl/tls alert bad certificate: SSL alert number 42"),
             Some("client_certificate_refused")
+        );
+        assert_eq!(
+            c(
+                Some(RDKafkaErrorCode::BrokerTransportFailure),
+                "sasl_ssl://127.0.0.1:1/bootstrap: error:0A000086:SSL routines::certificate verify failed (after 3ms in state SSL_HANDSHAKE)"
+            ),
+            Some("untrusted_broker_certificate")
         );
         assert_eq!(
             c(
