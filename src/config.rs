@@ -13,6 +13,7 @@ use crate::sinks::loki::{LokiConfig, LokiConfigError};
 use crate::sources::partitioner::Partitioner;
 use crate::sources::repartition::RepartitionPolicy;
 use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -473,6 +474,10 @@ impl Default for DeadLetterOutput {
 pub struct MetricsConfig {
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     pub listen: SocketAddr,
+    /// Users allowed to scrape `/metrics`, name → bcrypt hash of the password (Prometheus
+    /// web-config's `basic_auth_users`; `htpasswd -nBC 10 USER` makes one). Empty: no
+    /// authentication. `/healthz` and `/readyz` stay open for probes.
+    pub basic_auth_users: BTreeMap<String, String>,
     /// RED metrics (rate, errors, duration) from the spans, named like the OpenTelemetry
     /// Collector's spanmetrics connector.
     pub red: RedConfig,
@@ -482,6 +487,7 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            basic_auth_users: BTreeMap::new(),
             red: RedConfig::default(),
         }
     }
@@ -579,6 +585,15 @@ impl Config {
                 invalid(&format!("metrics.red.{key}"), value, &reason)
             }
         })?;
+        for (user, hash) in &self.metrics.basic_auth_users {
+            if !crate::telemetry::auth::is_bcrypt_hash(hash) {
+                return Err(invalid(
+                    &format!("metrics.basic_auth_users.{user}"),
+                    "(not shown)",
+                    "must be a bcrypt hash ($2y$10$…, e.g. from htpasswd -nBC 10 USER), not a password",
+                ));
+            }
+        }
         if let Some(n) = self.inputs.repartition_partitions.filter(|n| *n < 1) {
             return Err(invalid(
                 "inputs.repartition_partitions",
@@ -809,6 +824,56 @@ mod tests {
         );
         check("join:\n  max_traces: 0\n", "join.max_traces");
         check("inputs:\n  logs: []\n", "inputs.logs");
+    }
+
+    #[test]
+    fn metrics_users_need_bcrypt_hashes_and_errors_do_not_show_them() {
+        let err = Config::parse(
+            "metrics:\n  basic_auth_users: {prometheus: plain-pw-123}\n",
+            "t",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("metrics.basic_auth_users.prometheus"), "{err}");
+        assert!(!err.contains("plain-pw-123"), "{err}");
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        Config::parse(
+            &format!("metrics:\n  basic_auth_users: {{prometheus: '{hash}'}}\n"),
+            "t",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
+    fn secrets_in_kafka_properties_are_checked_and_never_shown() {
+        std::env::set_var("TRACEJOIN_TEST_CFG_SECRET", "env-s3cr3t-value");
+        let c = Config::parse(
+            "kafka:\n  properties:\n    sasl.password: {env: TRACEJOIN_TEST_CFG_SECRET}\n    ssl.key.password: written-s3cr3t\n    enable.auto.commit: {env: TRACEJOIN_TEST_CFG_SECRET}\n",
+            "t",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("kafka.properties.enable.auto.commit"), "{err}");
+        let debug = format!("{c:?}");
+        for shown in [&err, &debug] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+        }
+        let missing = Config::parse(
+            "kafka:\n  properties:\n    sasl.password: {env: TRACEJOIN_TEST_CFG_UNSET_VAR}\n",
+            "t",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.contains("kafka.properties.sasl.password.env"),
+            "{missing}"
+        );
     }
 
     #[test]

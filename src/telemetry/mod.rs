@@ -5,6 +5,7 @@
 //! names from the config), never from record content, so cardinality is bounded by the config.
 //! The hot path counts per batch where it can.
 
+pub mod auth;
 pub mod server;
 
 use crate::model::{EmitReason, JoinOutcome};

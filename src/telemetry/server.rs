@@ -7,8 +7,12 @@
 //! rebalances; 503 before, and from the start of a graceful shutdown (readiness: a rolling
 //! restart waits for it). While the cluster refuses the process (wrong credentials, an untrusted
 //! certificate), `/readyz` says so in its body. `/metrics` renders the processor's own metrics and every extra registry the
-//! pipeline adds (RED metrics), in the Prometheus text format.
+//! pipeline adds (RED metrics), in the Prometheus text format; with `metrics.basic_auth_users`
+//! it asks for credentials (`auth`), the probes do not.
 
+use super::auth::BasicAuth;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
 use std::net::SocketAddr;
@@ -72,14 +76,40 @@ impl Health {
     }
 }
 
-async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        h.render(),
-    )
+/// What the handlers share.
+#[derive(Clone)]
+struct App {
+    health: Health,
+    auth: Arc<BasicAuth>,
 }
 
-async fn ready_handler(State(h): State<Health>) -> impl IntoResponse {
+async fn metrics_handler(State(app): State<App>, headers: HeaderMap) -> Response {
+    if app.auth.enabled() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let auth = app.auth.clone();
+        let allowed = tokio::task::spawn_blocking(move || auth.allows(given.as_deref()))
+            .await
+            .unwrap_or(false);
+        if !allowed {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"tracejoin\"")],
+                "unauthorized\n",
+            )
+                .into_response();
+        }
+    }
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        app.health.render(),
+    )
+        .into_response()
+}
+
+async fn ready_handler(State(App { health: h, .. }): State<App>) -> impl IntoResponse {
     if h.is_ready() {
         (StatusCode::OK, "ready\n".to_string())
     } else if let Some(problem) = h.problem() {
@@ -95,10 +125,21 @@ async fn ready_handler(State(h): State<Health>) -> impl IntoResponse {
     }
 }
 
-/// Binds `addr` and serves until `shutdown`; returns the bound address (port 0 picks one).
+/// Binds `addr` and serves until `shutdown`, `/metrics` open to anyone; returns the bound
+/// address (port 0 picks one).
 pub async fn serve(
     addr: SocketAddr,
     health: Health,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    serve_with_auth(addr, health, BasicAuth::default(), shutdown).await
+}
+
+/// `serve`, with `/metrics` behind `auth`.
+pub async fn serve_with_auth(
+    addr: SocketAddr,
+    health: Health,
+    auth: BasicAuth,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -107,11 +148,65 @@ pub async fn serve(
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready_handler))
-        .with_state(health);
+        .with_state(App {
+            health,
+            auth: Arc::new(auth),
+        });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prometheus' web-config behaviour: `/metrics` answers 401 with a Basic challenge unless
+    /// the credentials are a listed user's; the probes stay open.
+    #[tokio::test]
+    async fn metrics_behind_basic_auth_and_probes_open() {
+        let hash = bcrypt::hash("scrape-pw", 4).unwrap();
+        let auth = BasicAuth::new([("prometheus".to_string(), hash)].into());
+        let shutdown = CancellationToken::new();
+        let addr = serve_with_auth(
+            "127.0.0.1:0".parse().unwrap(),
+            Health::default(),
+            auth,
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let http = reqwest::Client::new();
+        let metrics = format!("http://{addr}/metrics");
+        let anonymous = http.get(&metrics).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401);
+        assert_eq!(
+            anonymous.headers()["www-authenticate"],
+            "Basic realm=\"tracejoin\""
+        );
+        let wrong = http
+            .get(&metrics)
+            .basic_auth("prometheus", Some("nope"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        let right = http
+            .get(&metrics)
+            .basic_auth("prometheus", Some("scrape-pw"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status(), 200);
+        let health = http
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        shutdown.cancel();
+    }
 }
