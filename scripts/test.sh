@@ -20,6 +20,7 @@ export TRACEJOIN_PYTHON
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/tracejoin-test.XXXXXX")"
 cleanup() {
   scripts/kafka.sh stop "$run_dir/kafka" || true
+  scripts/kafka.sh stop "$run_dir/kafka-secure" || true
   scripts/victorialogs.sh stop "$run_dir/vl" || true
   rm -rf "$run_dir"
 }
@@ -29,6 +30,13 @@ log "starting Apache Kafka"
 TRACEJOIN_KAFKA_BOOTSTRAP="$(scripts/kafka.sh start "$run_dir/kafka" | sed -n 's/^BOOTSTRAP=//p')"
 export TRACEJOIN_KAFKA_BOOTSTRAP
 log "kafka at $TRACEJOIN_KAFKA_BOOTSTRAP"
+log "starting a secured Apache Kafka (SASL_SSL/SCRAM, mTLS, ACLs) for tests/kafka_security.rs"
+# Its addresses, certificates and users as TRACEJOIN_SECURE_<KEY> (SASL_SSL_BOOTSTRAP, CA_FILE, …).
+while IFS='=' read -r key value; do
+  [ -n "$key" ] && export "TRACEJOIN_SECURE_$key=$value"
+done < <(scripts/kafka.sh start-secure "$run_dir/kafka-secure")
+[ -n "${TRACEJOIN_SECURE_SASL_SSL_BOOTSTRAP:-}" ] || { log "the secured broker did not start"; exit 1; }
+log "secured kafka at $TRACEJOIN_SECURE_SASL_SSL_BOOTSTRAP (SASL_SSL), $TRACEJOIN_SECURE_MTLS_BOOTSTRAP (mTLS)"
 log "starting VictoriaLogs (a real server of Loki's push protocol)"
 TRACEJOIN_VICTORIALOGS_URL="$(scripts/victorialogs.sh start "$run_dir/vl" | sed -n 's/^VICTORIALOGS_URL=//p')"
 export TRACEJOIN_VICTORIALOGS_URL

@@ -20,6 +20,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+pub mod properties;
+pub mod secret;
+
+pub use properties::{KafkaProperties, PropertyValue};
+pub use secret::SecretSource;
+
 /// Why a config was rejected.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -210,8 +216,10 @@ pub struct KafkaConfig {
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
     /// Extra librdkafka properties for consumer and producers (`security.protocol`,
-    /// `sasl.mechanisms`, `ssl.ca.location`, …), passed through as written.
-    pub properties: BTreeMap<String, String>,
+    /// `sasl.mechanisms`, `ssl.ca.location`, …), passed through as written. Any value may be a
+    /// secret read from the environment or a file, `{env: NAME}` / `{file: PATH}` (the file read
+    /// again whenever a client is created); passwords and other secrets are never printed.
+    pub properties: KafkaProperties,
     /// The consumer group protocol: `classic` (every broker; a member joining or leaving stops
     /// every member while partitions are handed over) or `consumer` (KIP-848, Kafka 4.0 and
     /// later: the broker's `range` assignor moves only the partitions that change owner).
@@ -244,7 +252,7 @@ impl Default for KafkaConfig {
             group_id: "tracejoin".into(),
             auto_offset_reset: OffsetReset::Earliest,
             commit_interval: Duration::from_secs(1),
-            properties: BTreeMap::new(),
+            properties: KafkaProperties::default(),
             group_protocol: GroupProtocol::Classic,
         }
     }
@@ -430,8 +438,9 @@ pub struct KafkaOutput {
     pub enabled: bool,
     /// Topic name; records are keyed by trace id.
     pub topic: String,
-    /// Extra librdkafka producer properties (e.g. `compression.type`).
-    pub properties: BTreeMap<String, String>,
+    /// Extra librdkafka producer properties (e.g. `compression.type`); values as in
+    /// `kafka.properties`, secrets included.
+    pub properties: KafkaProperties,
 }
 
 impl Default for KafkaOutput {
@@ -439,7 +448,7 @@ impl Default for KafkaOutput {
         KafkaOutput {
             enabled: true,
             topic: "logs.enriched".into(),
-            properties: BTreeMap::new(),
+            properties: KafkaProperties::default(),
         }
     }
 }
@@ -466,6 +475,10 @@ impl Default for DeadLetterOutput {
 pub struct MetricsConfig {
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     pub listen: SocketAddr,
+    /// Users allowed to scrape `/metrics`, name → bcrypt hash of the password (Prometheus
+    /// web-config's `basic_auth_users`; `htpasswd -nBC 10 USER` makes one). Empty: no
+    /// authentication. `/healthz` and `/readyz` stay open for probes.
+    pub basic_auth_users: BTreeMap<String, String>,
     /// RED metrics (rate, errors, duration) from the spans, named like the OpenTelemetry
     /// Collector's spanmetrics connector.
     pub red: RedConfig,
@@ -478,6 +491,7 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            basic_auth_users: BTreeMap::new(),
             red: RedConfig::default(),
             service_graph: ServiceGraphConfig::default(),
         }
@@ -583,6 +597,15 @@ impl Config {
                 &e.reason,
             )
         })?;
+        for (user, hash) in &self.metrics.basic_auth_users {
+            if !crate::telemetry::auth::is_bcrypt_hash(hash) {
+                return Err(invalid(
+                    &format!("metrics.basic_auth_users.{user}"),
+                    "(not shown)",
+                    "must be a bcrypt hash ($2y$10$…, e.g. from htpasswd -nBC 10 USER), not a password",
+                ));
+            }
+        }
         if let Some(n) = self.inputs.repartition_partitions.filter(|n| *n < 1) {
             return Err(invalid(
                 "inputs.repartition_partitions",
@@ -614,8 +637,28 @@ impl Config {
                 "must be positive (offsets of changelogged partitions commit at this pace)",
             ));
         }
+        for (section, props) in [
+            ("kafka.properties", &self.kafka.properties),
+            ("outputs.kafka.properties", &self.outputs.kafka.properties),
+        ] {
+            for (key, value) in props.iter() {
+                if let PropertyValue::Secret(source) = value {
+                    let sub = match source {
+                        SecretSource::Env(_) => "env",
+                        SecretSource::File(_) => "file",
+                    };
+                    source.read().map_err(|reason| {
+                        invalid(
+                            &format!("{section}.{key}.{sub}"),
+                            source.describe(),
+                            &reason,
+                        )
+                    })?;
+                }
+            }
+        }
         for key in RESERVED_CONSUMER_PROPERTIES {
-            if let Some(v) = self.kafka.properties.get(key) {
+            if let Some(v) = self.kafka.properties.shown(key) {
                 return Err(invalid(
                     &format!("kafka.properties.{key}"),
                     v,
@@ -625,7 +668,7 @@ impl Config {
         }
         if self.kafka.group_protocol == GroupProtocol::Consumer {
             for key in CLASSIC_ONLY_CONSUMER_PROPERTIES {
-                if let Some(v) = self.kafka.properties.get(key) {
+                if let Some(v) = self.kafka.properties.shown(key) {
                     return Err(invalid(
                         &format!("kafka.properties.{key}"),
                         v,
@@ -634,8 +677,8 @@ impl Config {
                 }
             }
         }
-        if let Some(v) = self.kafka.properties.get("partition.assignment.strategy") {
-            if v != "range" {
+        if let Some(v) = self.kafka.properties.shown("partition.assignment.strategy") {
+            if self.kafka.properties.get("partition.assignment.strategy") != Some("range") {
                 return Err(invalid(
                     "kafka.properties.partition.assignment.strategy",
                     v,
@@ -793,6 +836,56 @@ mod tests {
         );
         check("join:\n  max_traces: 0\n", "join.max_traces");
         check("inputs:\n  logs: []\n", "inputs.logs");
+    }
+
+    #[test]
+    fn metrics_users_need_bcrypt_hashes_and_errors_do_not_show_them() {
+        let err = Config::parse(
+            "metrics:\n  basic_auth_users: {prometheus: plain-pw-123}\n",
+            "t",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("metrics.basic_auth_users.prometheus"), "{err}");
+        assert!(!err.contains("plain-pw-123"), "{err}");
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        Config::parse(
+            &format!("metrics:\n  basic_auth_users: {{prometheus: '{hash}'}}\n"),
+            "t",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
+    fn secrets_in_kafka_properties_are_checked_and_never_shown() {
+        std::env::set_var("TRACEJOIN_TEST_CFG_SECRET", "env-s3cr3t-value");
+        let c = Config::parse(
+            "kafka:\n  properties:\n    sasl.password: {env: TRACEJOIN_TEST_CFG_SECRET}\n    ssl.key.password: written-s3cr3t\n    enable.auto.commit: {env: TRACEJOIN_TEST_CFG_SECRET}\n",
+            "t",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("kafka.properties.enable.auto.commit"), "{err}");
+        let debug = format!("{c:?}");
+        for shown in [&err, &debug] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+        }
+        let missing = Config::parse(
+            "kafka:\n  properties:\n    sasl.password: {env: TRACEJOIN_TEST_CFG_UNSET_VAR}\n",
+            "t",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.contains("kafka.properties.sasl.password.env"),
+            "{missing}"
+        );
     }
 
     #[test]

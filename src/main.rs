@@ -119,9 +119,16 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let shutdown = CancellationToken::new();
             tokio::spawn(shutdown_signal(shutdown.clone()));
             let health = Health::default();
-            let addr = server::serve(config.metrics.listen, health.clone(), shutdown.clone())
-                .await
-                .with_context(|| format!("binding metrics endpoint {}", config.metrics.listen))?;
+            let auth =
+                tracejoin::telemetry::auth::BasicAuth::new(config.metrics.basic_auth_users.clone());
+            let addr = server::serve_with_auth(
+                config.metrics.listen,
+                health.clone(),
+                auth,
+                shutdown.clone(),
+            )
+            .await
+            .with_context(|| format!("binding metrics endpoint {}", config.metrics.listen))?;
             tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
             tracejoin::pipeline::run(config, health, Default::default(), shutdown)
                 .await

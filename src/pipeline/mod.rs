@@ -31,6 +31,7 @@ use crate::decode::rules::RulesError;
 use crate::derive::red::RedError;
 use crate::model::JoinOutcome;
 use crate::sinks::Sink;
+use crate::sources::connect;
 use crate::telemetry::server::Health;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -108,6 +109,43 @@ pub struct Hooks {
     pub sinks: Vec<SinkFactory>,
 }
 
+/// Waits until the cluster accepts the process's credentials and certificates
+/// (`sources::connect`). While it refuses them the process stays up, not ready: each attempt
+/// logs the cause at error level, counts it (`tracejoin_kafka_connect_failures_total`) and puts
+/// it in `/readyz`'s body, and the next attempt comes after a backoff (2 s doubling to 30 s). It
+/// keeps retrying rather than exiting because the fix usually comes from outside: an ACL or a
+/// user created on the broker, a rotated secret file (read again at each attempt). Returns
+/// false when shutdown came first.
+async fn wait_for_cluster(config: &Config, health: &Health, shutdown: &CancellationToken) -> bool {
+    let mut backoff = Duration::from_secs(2);
+    loop {
+        let cfg = config.clone();
+        let outcome = tokio::task::spawn_blocking(move || connect::check(&cfg))
+            .await
+            .unwrap_or(Ok(()));
+        match outcome {
+            Ok(()) => {
+                health.set_problem(None);
+                return true;
+            }
+            Err(e) if e.is_refusal() => {
+                crate::telemetry::metrics().kafka_connect_failed(e.cause());
+                tracing::error!(cause = e.cause(), error = %e, retry_in = ?backoff, "kafka refused the connection: not ready; retrying");
+                health.set_problem(Some(e.to_string()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no broker answered the start-up check; starting anyway (the clients keep reconnecting)");
+                return true;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
 /// Runs `config.workers` workers until `shutdown` is cancelled; then each drains, commits and
 /// leaves the group.
 pub async fn run(
@@ -116,6 +154,17 @@ pub async fn run(
     hooks: Hooks,
     shutdown: CancellationToken,
 ) -> Result<(), PipelineError> {
+    for (section, props) in [
+        ("kafka.properties", &config.kafka.properties),
+        ("outputs.kafka.properties", &config.outputs.kafka.properties),
+    ] {
+        for key in props.plain_secrets() {
+            tracing::warn!(key = %format!("{section}.{key}"), "a secret is written in the config file; give it as {{env: NAME}} or {{file: PATH}}");
+        }
+    }
+    if !wait_for_cluster(&config, &health, &shutdown).await {
+        return Ok(());
+    }
     let workers = config.workers.resolve();
     let mut shared = worker::Shared::new(&config, &health, workers)?;
     let plan = repartition::plan(&config, shared.rules.clone()).await?;

@@ -68,7 +68,7 @@ fn decide(config: &Config, rules: Arc<CompiledRules>) -> Result<RepartitionPlan,
         logs_topic_exists: false,
     };
     let policy = config.inputs.repartition;
-    let mut c = base_client_config(config);
+    let mut c = base_client_config(config)?;
     c.set("group.id", format!("{group}.repartition-sample"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
@@ -231,7 +231,7 @@ async fn create_internal_topics(
     config: &Config,
     plan: &mut RepartitionPlan,
 ) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = base_client_config(config).create()?;
+    let admin: AdminClient<DefaultClientContext> = base_client_config(config)?.create()?;
     let retention = config.inputs.repartition_retention.as_millis().to_string();
     let mut wanted = Vec::new();
     if plan.spans() {
@@ -270,7 +270,7 @@ async fn create_internal_topics(
         }
     }
     // An existing internal topic keeps its partition count: re-key to what is there.
-    let consumer: BaseConsumer = base_client_config(config).create()?;
+    let consumer: BaseConsumer = base_client_config(config)?.create()?;
     let existing = consumer
         .fetch_metadata(Some(&wanted[0]), Duration::from_secs(10))
         .ok()

@@ -54,7 +54,7 @@ pub(super) fn topic_name(config: &Config) -> String {
 /// there, and returns its partition count (an existing topic keeps its own).
 pub(super) async fn create_topic(config: &Config, partitions: i32) -> Result<i32, KafkaError> {
     let name = topic_name(config);
-    let admin: AdminClient<DefaultClientContext> = base_client_config(config).create()?;
+    let admin: AdminClient<DefaultClientContext> = base_client_config(config)?.create()?;
     let max_bytes = MAX_STATE_BYTES.to_string();
     let topic = NewTopic::new(&name, partitions.max(1), TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact")
@@ -78,7 +78,7 @@ pub(super) async fn create_topic(config: &Config, partitions: i32) -> Result<i32
             }
         }
     }
-    let consumer: BaseConsumer = base_client_config(config).create()?;
+    let consumer: BaseConsumer = base_client_config(config)?.create()?;
     let existing = consumer
         .fetch_metadata(Some(&name), Duration::from_secs(10))
         .ok()
@@ -132,13 +132,13 @@ impl SloChangelog {
         partitions: i32,
         worker: usize,
     ) -> Result<Self, KafkaError> {
-        let mut p = base_client_config(config);
+        let mut p = base_client_config(config)?;
         p.set("compression.type", "lz4")
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("message.max.bytes", MAX_STATE_BYTES.to_string())
             .set("linger.ms", "20");
-        let mut r = base_client_config(config);
+        let mut r = base_client_config(config)?;
         r.set(
             "group.id",
             format!("{}.slo-state-restore", config.kafka.group_id),

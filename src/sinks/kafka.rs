@@ -8,7 +8,7 @@
 use super::{Emitted, Outbox, Settled, Sink};
 use crate::config::Config;
 use crate::sources::ack::Ack;
-use crate::sources::kafka::base_client_config;
+use crate::sources::kafka::{apply_properties, base_client_config};
 use crate::telemetry::metrics;
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -56,16 +56,14 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// Creates the producer.
     pub fn new(config: &Config) -> KafkaResult<Self> {
-        let mut c = base_client_config(config);
+        let mut c = base_client_config(config)?;
         c.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "20")
             .set("compression.type", "lz4")
             // The in-flight bound (limits.max_in_flight) is what limits the queue; this is a backstop.
             .set("queue.buffering.max.kbytes", "262144");
-        for (k, v) in &config.outputs.kafka.properties {
-            c.set(k, v);
-        }
+        apply_properties(&mut c, &config.outputs.kafka.properties)?;
         Ok(KafkaSink {
             producer: c.create()?,
         })

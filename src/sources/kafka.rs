@@ -10,7 +10,7 @@
 
 use super::ack::{parse_seen_metadata, seen_metadata, CommittableOffsets};
 use super::PartitionKey;
-use crate::config::{Config, GroupProtocol};
+use crate::config::{Config, GroupProtocol, KafkaProperties};
 use crate::decode::logline::InputLogFormat;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -454,14 +454,30 @@ pub fn add_with_seen_mark(
 /// The consumer type the pipeline uses.
 pub type SourceConsumer = StreamConsumer<SourceContext>;
 
-/// librdkafka settings shared by consumer and producers: bootstrap and passthrough properties.
-pub fn base_client_config(config: &Config) -> ClientConfig {
+/// librdkafka settings shared by consumer and producers: bootstrap and passthrough properties,
+/// their secrets read now (a secret file is read again for each client).
+pub fn base_client_config(config: &Config) -> KafkaResult<ClientConfig> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.kafka.bootstrap_servers);
-    for (k, v) in &config.kafka.properties {
+    apply_properties(&mut c, &config.kafka.properties)?;
+    Ok(c)
+}
+
+/// Sets `properties` on `c`, secrets read now. A secret that cannot be read is a config error
+/// naming the property and the secret's source (never a value).
+pub fn apply_properties(c: &mut ClientConfig, properties: &KafkaProperties) -> KafkaResult<()> {
+    let resolved = properties.resolve().map_err(|e| {
+        KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            e.reason,
+            e.key,
+            format!("({})", e.from),
+        )
+    })?;
+    for (k, v) in resolved.iter() {
         c.set(k, v);
     }
-    c
+    Ok(())
 }
 
 /// Creates worker `worker`'s consumer and subscribes it to every input topic.
@@ -477,7 +493,7 @@ pub fn subscribe(
     mpsc::UnboundedReceiver<AssignmentChange>,
 )> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut c = base_client_config(config);
+    let mut c = base_client_config(config)?;
     // Each worker is its own member of the group; its client id says which (broker logs, ACLs
     // and quotas see `<client.id>-w<n>`).
     let client_id = format!(
@@ -486,7 +502,7 @@ pub fn subscribe(
             .kafka
             .properties
             .get("client.id")
-            .map_or("tracejoin", String::as_str)
+            .unwrap_or("tracejoin")
     );
     c.set("client.id", &client_id);
     c.set("group.id", &config.kafka.group_id)

@@ -5,6 +5,7 @@
 //! names from the config), never from record content, so cardinality is bounded by the config.
 //! The hot path counts per batch where it can.
 
+pub mod auth;
 pub mod openmetrics;
 pub mod server;
 
@@ -26,6 +27,7 @@ pub struct Metrics {
     dead_lettered: IntCounterVec,
     records_produced: IntCounterVec,
     produce_retries: IntCounterVec,
+    kafka_connect_failures: IntCounterVec,
     join_traces: IntGaugeVec,
     join_bytes: IntGaugeVec,
     join_waiting_logs: IntGaugeVec,
@@ -176,6 +178,7 @@ impl Metrics {
             dead_lettered: counter_vec(&r, "tracejoin_records_dead_lettered_total", "Records sent to the dead-letter topic, by source topic and reason code.", &["topic", "reason"]),
             records_produced: counter_vec(&r, "tracejoin_records_produced_total", "Records acknowledged by Kafka, by output topic.", &["topic"]),
             produce_retries: counter_vec(&r, "tracejoin_produce_retries_total", "Deliveries that failed after librdkafka's own retries and were sent again.", &["topic"]),
+            kafka_connect_failures: counter_vec(&r, "tracejoin_kafka_connect_failures_total", "Start-up connection checks the cluster refused, by cause (authentication, untrusted_broker_certificate, client_certificate_refused, tls, config).", &["cause"]),
             join_traces: gauge_vec(&r, "tracejoin_join_state_traces", "Open traces held by the join, by worker.", &["worker"]),
             join_bytes: gauge_vec(&r, "tracejoin_join_state_bytes", "Approximate bytes of join state, by worker.", &["worker"]),
             join_waiting_logs: gauge_vec(&r, "tracejoin_join_waiting_logs", "Logs waiting for their span, by worker.", &["worker"]),
@@ -286,6 +289,13 @@ impl Metrics {
     /// A delivery failed and is being retried.
     pub fn produce_retry(&self, topic: &str) {
         self.produce_retries.with_label_values(&[topic]).inc();
+    }
+    /// The start-up connection check failed for `cause` (a fixed name, see
+    /// `sources::connect::ConnectError::cause`).
+    pub fn kafka_connect_failed(&self, cause: &str) {
+        self.kafka_connect_failures
+            .with_label_values(&[cause])
+            .inc();
     }
     /// The gauges of one worker, resolved once.
     pub fn worker(&self, index: usize) -> WorkerMetrics {

@@ -5,12 +5,17 @@
 //! start-up deadline passed) — whether or not they got partitions: with more members than
 //! partitions a member without any is a standby, and must not fail a rollout — and through
 //! rebalances; 503 before, and from the start of a graceful shutdown (readiness: a rolling
-//! restart waits for it). `/metrics` renders the processor's own metrics and every extra registry the
-//! pipeline adds (RED metrics), in the Prometheus text format, or in OpenMetrics with exemplars
-//! when the scraper asks for it (`Accept: application/openmetrics-text`, as Prometheus does with
-//! `--enable-feature=exemplar-storage`).
+//! restart waits for it). While the cluster refuses the process (wrong credentials, an untrusted
+//! certificate), `/readyz` says so in its body. `/metrics` renders the processor's own metrics and
+//! every extra registry the pipeline adds (RED metrics), in the Prometheus text format, or in
+//! OpenMetrics with exemplars when the scraper asks for it (`Accept:
+//! application/openmetrics-text`, as Prometheus does with `--enable-feature=exemplar-storage`);
+//! with `metrics.basic_auth_users` it asks for credentials (`auth`), the probes do not.
 
+use super::auth::BasicAuth;
 use super::openmetrics;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
 use std::net::SocketAddr;
@@ -23,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Health {
     /// Bit `i`: worker `i` has partitions (workers past 63 share bit 63).
     ready: Arc<AtomicU64>,
+    /// Why the process cannot become ready (a refused connection to Kafka), for `/readyz`.
+    problem: Arc<std::sync::Mutex<Option<String>>>,
     extra: Arc<std::sync::Mutex<Vec<Registry>>>,
     exemplars: Arc<std::sync::Mutex<Vec<ExemplarSource>>>,
 }
@@ -43,6 +50,18 @@ impl Health {
         } else {
             self.ready.fetch_and(!bit, Ordering::Relaxed);
         }
+    }
+    /// Says why the process is not ready (`None`: nothing known against it). Never a secret:
+    /// callers pass scrubbed messages.
+    pub fn set_problem(&self, problem: Option<String>) {
+        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+    }
+    /// Why the process is not ready, if known.
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     /// Whether ready.
     pub fn is_ready(&self) -> bool {
@@ -98,38 +117,78 @@ fn wants_openmetrics(headers: &axum::http::HeaderMap) -> bool {
         })
 }
 
-async fn metrics_handler(
-    State(h): State<Health>,
-    headers: axum::http::HeaderMap,
-) -> impl IntoResponse {
+/// What the handlers share.
+#[derive(Clone)]
+struct App {
+    health: Health,
+    auth: Arc<BasicAuth>,
+}
+
+async fn metrics_handler(State(app): State<App>, headers: HeaderMap) -> Response {
+    if app.auth.enabled() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let auth = app.auth.clone();
+        let allowed = tokio::task::spawn_blocking(move || auth.allows(given.as_deref()))
+            .await
+            .unwrap_or(false);
+        if !allowed {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"tracejoin\"")],
+                "unauthorized\n",
+            )
+                .into_response();
+        }
+    }
     if wants_openmetrics(&headers) {
         (
             [("content-type", openmetrics::CONTENT_TYPE)],
-            h.render_openmetrics(),
+            app.health.render_openmetrics(),
         )
+            .into_response()
     } else {
         (
             [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-            h.render(),
+            app.health.render(),
         )
+            .into_response()
     }
 }
 
-async fn ready_handler(State(h): State<Health>) -> impl IntoResponse {
+async fn ready_handler(State(App { health: h, .. }): State<App>) -> impl IntoResponse {
     if h.is_ready() {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, "ready\n".to_string())
+    } else if let Some(problem) = h.problem() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {problem}\n"),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: not yet a member of the consumer group, or shutting down\n",
+            "not ready: not yet a member of the consumer group, or shutting down\n".to_string(),
         )
     }
 }
 
-/// Binds `addr` and serves until `shutdown`; returns the bound address (port 0 picks one).
+/// Binds `addr` and serves until `shutdown`, `/metrics` open to anyone; returns the bound
+/// address (port 0 picks one).
 pub async fn serve(
     addr: SocketAddr,
     health: Health,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    serve_with_auth(addr, health, BasicAuth::default(), shutdown).await
+}
+
+/// `serve`, with `/metrics` behind `auth`.
+pub async fn serve_with_auth(
+    addr: SocketAddr,
+    health: Health,
+    auth: BasicAuth,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -138,11 +197,65 @@ pub async fn serve(
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready_handler))
-        .with_state(health);
+        .with_state(App {
+            health,
+            auth: Arc::new(auth),
+        });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prometheus' web-config behaviour: `/metrics` answers 401 with a Basic challenge unless
+    /// the credentials are a listed user's; the probes stay open.
+    #[tokio::test]
+    async fn metrics_behind_basic_auth_and_probes_open() {
+        let hash = bcrypt::hash("scrape-pw", 4).unwrap();
+        let auth = BasicAuth::new([("prometheus".to_string(), hash)].into());
+        let shutdown = CancellationToken::new();
+        let addr = serve_with_auth(
+            "127.0.0.1:0".parse().unwrap(),
+            Health::default(),
+            auth,
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let http = reqwest::Client::new();
+        let metrics = format!("http://{addr}/metrics");
+        let anonymous = http.get(&metrics).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401);
+        assert_eq!(
+            anonymous.headers()["www-authenticate"],
+            "Basic realm=\"tracejoin\""
+        );
+        let wrong = http
+            .get(&metrics)
+            .basic_auth("prometheus", Some("nope"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        let right = http
+            .get(&metrics)
+            .basic_auth("prometheus", Some("scrape-pw"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status(), 200);
+        let health = http
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        shutdown.cancel();
+    }
 }

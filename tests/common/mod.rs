@@ -16,6 +16,7 @@
 pub mod exposition;
 pub mod load;
 pub mod logsql;
+pub mod secure;
 pub mod services;
 pub mod shop;
 
@@ -215,8 +216,14 @@ impl Record {
 /// no group to join, so reading starts at once), and the partitions. `eof`: the broker reports
 /// when the reader reaches a partition's end.
 fn reader(topic: &str, eof: bool) -> (BaseConsumer, Vec<i32>) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
+    let mut base = ClientConfig::new();
+    base.set("bootstrap.servers", bootstrap());
+    reader_with(base, topic, eof)
+}
+
+/// `reader` with the connection settings of `base` (a secured broker's).
+fn reader_with(mut base: ClientConfig, topic: &str, eof: bool) -> (BaseConsumer, Vec<i32>) {
+    let consumer: BaseConsumer = base
         .set("group.id", unique("reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -258,7 +265,14 @@ pub fn consume(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
 /// fixed read timeout can. Panics after `within` rather than returning a partial topic.
 /// Blocking: call it from `spawn_blocking` in async tests.
 pub fn read_all(topic: &str, within: Duration) -> Vec<Record> {
-    let (consumer, partitions) = reader(topic, true);
+    let mut base = ClientConfig::new();
+    base.set("bootstrap.servers", bootstrap());
+    read_all_with(base, topic, within)
+}
+
+/// `read_all` with the connection settings of `base` (a secured broker's).
+pub fn read_all_with(base: ClientConfig, topic: &str, within: Duration) -> Vec<Record> {
+    let (consumer, partitions) = reader_with(base, topic, true);
     let mut at_end: HashMap<i32, bool> = partitions.into_iter().map(|p| (p, false)).collect();
     assert!(!at_end.is_empty(), "topic {topic} has no partitions");
     let deadline = Instant::now() + within;
@@ -326,9 +340,7 @@ pub fn config(spans: &str, logs: &str, out: &str, dlq: &str) -> Config {
     c.kafka.bootstrap_servers = bootstrap();
     c.kafka.group_id = unique("tracejoin-test");
     c.kafka.commit_interval = Duration::from_millis(200);
-    c.kafka
-        .properties
-        .insert("session.timeout.ms".into(), "6000".into());
+    c.kafka.properties.insert("session.timeout.ms", "6000");
     c.inputs.spans.topic = spans.into();
     c.inputs.logs[0].topic = logs.into();
     c.outputs.kafka.topic = out.into();
@@ -467,6 +479,11 @@ pub fn write_config(
 
 impl Process {
     pub fn spawn(config: &std::path::Path, name: &str) -> Process {
+        Self::spawn_with_env(config, name, &[])
+    }
+
+    /// `spawn` with extra environment variables for the process (secrets given as `{env: …}`).
+    pub fn spawn_with_env(config: &std::path::Path, name: &str, env: &[(&str, &str)]) -> Process {
         let log = config.with_extension(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -477,6 +494,7 @@ impl Process {
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
