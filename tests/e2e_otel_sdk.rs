@@ -216,9 +216,10 @@ async fn python_sdk_traces_and_logs_are_joined_exactly_once() {
 }
 
 /// The service graph: every edge of the SDK's spans, paired offline from the spans topic, is
-/// counted once on /metrics (virtual-node edges come only after the store's ttl).
+/// counted once on /metrics, and the server and client duration histograms of each edge have
+/// the offline pairing's bucket counts (virtual-node edges come only after the store's ttl).
 async fn check_service_graph(spans: &str, running: &Running) {
-    let want = offline_edges(spans);
+    let (want, want_buckets) = offline_edges(spans);
     assert!(
         want.keys().any(|(_, _, c, _)| c == "messaging_system")
             && want.keys().any(|(_, _, c, _)| c.is_empty())
@@ -227,18 +228,22 @@ async fn check_service_graph(spans: &str, running: &Running) {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let got = edges_on_metrics(&running.health.render());
-        if got == want {
+        let text = running.health.render();
+        let (got, got_buckets) = (edges_on_metrics(&text), buckets_on_metrics(&text));
+        if got == want && got_buckets == want_buckets {
             println!(
-                "service graph: {} edges, {} requests",
+                "service graph: {} edges, {} requests, {} non-empty buckets",
                 got.len(),
-                got.values().sum::<u64>()
+                got.values().sum::<u64>(),
+                got_buckets.len()
             );
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "service graph on /metrics\n{got:#?}\nis not the offline pairing\n{want:#?}"
+            "service graph on /metrics\n{got:#?}\nis not the offline pairing\n{want:#?}\n\
+             (buckets equal: {})",
+            got_buckets == want_buckets
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -249,7 +254,7 @@ type Edge = (String, String, String, bool);
 /// Pairs the spans of the topic the way the Collector's servicegraph connector defines an edge
 /// (client or producer span + the server or consumer span whose parent it is), with no store
 /// and no ttl: (client, server, connection_type, failed) → requests.
-fn offline_edges(topic: &str) -> HashMap<Edge, u64> {
+fn offline_edges(topic: &str) -> (HashMap<Edge, u64>, HashMap<Bucket, u64>) {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
     use prost::Message;
@@ -257,6 +262,7 @@ fn offline_edges(topic: &str) -> HashMap<Edge, u64> {
         service: String,
         messaging: bool,
         failed: bool,
+        seconds: f64,
     }
     let (mut clients, mut servers) = (HashMap::new(), HashMap::new());
     for r in read_all(topic, Duration::from_secs(30)) {
@@ -279,10 +285,13 @@ fn offline_edges(topic: &str) -> HashMap<Edge, u64> {
                     .status
                     .as_ref()
                     .is_some_and(|st| st.code == StatusCode::Error as i32);
+                let seconds =
+                    s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) as f64 / 1e9;
                 let half = |messaging| Half {
                     service: service.clone(),
                     messaging,
                     failed,
+                    seconds,
                 };
                 match SpanKind::try_from(s.kind).unwrap_or(SpanKind::Unspecified) {
                     SpanKind::Client => {
@@ -303,6 +312,9 @@ fn offline_edges(topic: &str) -> HashMap<Edge, u64> {
         }
     }
     let mut edges = HashMap::new();
+    let mut buckets = HashMap::new();
+    let mut bounds = tracejoin::derive::servicegraph::DEFAULT_BUCKETS.to_vec();
+    bounds.push(f64::INFINITY);
     for (key, c) in &clients {
         let Some(s) = servers.get(key) else { continue };
         let connection = if c.messaging && s.messaging {
@@ -310,16 +322,54 @@ fn offline_edges(topic: &str) -> HashMap<Edge, u64> {
         } else {
             ""
         };
-        *edges
-            .entry((
-                c.service.clone(),
-                s.service.clone(),
-                connection.to_string(),
-                c.failed || s.failed,
-            ))
-            .or_insert(0) += 1;
+        let edge = (
+            c.service.clone(),
+            s.service.clone(),
+            connection.to_string(),
+            c.failed || s.failed,
+        );
+        *edges.entry(edge.clone()).or_insert(0) += 1;
+        for (side, seconds) in [("server", s.seconds), ("client", c.seconds)] {
+            for le in bounds.iter().filter(|le| seconds <= **le) {
+                *buckets
+                    .entry((edge.clone(), side, le.to_bits()))
+                    .or_insert(0) += 1;
+            }
+        }
     }
-    edges
+    (edges, buckets)
+}
+
+/// (edge, `server` or `client` histogram, bucket bound's bits) → cumulative count.
+type Bucket = (Edge, &'static str, u64);
+
+/// The `_bucket` samples of the service graph's two histograms on /metrics (virtual-node edges
+/// aside, zero counts left out as the offline pairing has no entry for them).
+fn buckets_on_metrics(text: &str) -> HashMap<Bucket, u64> {
+    common::exposition::parse(text)
+        .into_iter()
+        .filter(|s| s.value > 0.0)
+        .filter(|s| s.labels.get("connection_type").map(String::as_str) != Some("virtual_node"))
+        .filter_map(|s| {
+            let side = match s.name.as_str() {
+                "traces_service_graph_request_server_seconds_bucket" => "server",
+                "traces_service_graph_request_client_seconds_bucket" => "client",
+                _ => return None,
+            };
+            let l = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+            let le: f64 = match l("le").as_str() {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().ok()?,
+            };
+            let edge = (
+                l("client"),
+                l("server"),
+                l("connection_type"),
+                l("failed") == "true",
+            );
+            Some(((edge, side, le.to_bits()), s.value as u64))
+        })
+        .collect()
 }
 
 /// `traces_service_graph_request_total` on /metrics, virtual-node edges aside.
