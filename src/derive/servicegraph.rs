@@ -38,8 +38,9 @@
 //! batch of edges and per scrape.
 
 use crate::model::{AttrValue, SpanId, SpanKind, SpanSummary, StatusCode, TraceId};
+use crate::telemetry::proto::{counter, histogram, pair};
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::Registry;
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
@@ -624,9 +625,9 @@ impl ServiceGraph {
         if self.done.is_empty() {
             return;
         }
-        let settings = self.settings.clone();
-        let table = self.table.clone();
-        let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+        // Field by field: the lock borrows the table, the loop the buffers and the stats.
+        let settings = &*self.settings;
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         for e in self.done.drain(..) {
             self.stats.edges += 1;
             let (client, server) = (
@@ -769,17 +770,13 @@ fn update(
         }
         if let Some(db) = settings.databases.iter().find_map(|d| attr(s, d)) {
             e.connection = Connection::Database;
-            e.server = Some(Arc::from(v_str(db)));
+            e.server = Some(Arc::from(db.to_label()));
             e.server_seconds = seconds(s);
         }
     } else {
         e.server = Some(s.service.clone());
         e.server_seconds = seconds(s);
     }
-}
-
-fn v_str(v: &AttrValue) -> String {
-    v.to_label()
 }
 
 struct Exposition {
@@ -830,45 +827,11 @@ fn exposition_descs() -> Vec<Desc> {
 }
 
 fn pairs(labels: &[(String, String)]) -> Vec<LabelPair> {
-    labels
-        .iter()
-        .map(|(k, v)| {
-            let mut p = LabelPair::default();
-            p.set_name(k.clone());
-            p.set_value(v.clone());
-            p
-        })
-        .collect()
+    labels.iter().map(|(k, v)| pair(k, v)).collect()
 }
 
-fn counter(labels: Vec<LabelPair>, v: u64) -> Metric {
-    let mut c = Counter::default();
-    c.set_value(v as f64);
-    let mut m = Metric::from_label(labels);
-    m.set_counter(c);
-    m
-}
-
-fn histogram(labels: Vec<LabelPair>, h: &Hist, bounds: &[f64]) -> Metric {
-    let mut cumulative = 0u64;
-    let buckets = bounds
-        .iter()
-        .zip(h.buckets.iter())
-        .map(|(bound, n)| {
-            cumulative += n;
-            let mut b = Bucket::default();
-            b.set_upper_bound(*bound);
-            b.set_cumulative_count(cumulative);
-            b
-        })
-        .collect();
-    let mut out = Histogram::default();
-    out.set_bucket(buckets);
-    out.set_sample_count(h.count);
-    out.set_sample_sum(h.sum);
-    let mut m = Metric::from_label(labels);
-    m.set_histogram(out);
-    m
+fn hist(labels: Vec<LabelPair>, h: &Hist, bounds: &[f64]) -> Metric {
+    histogram(labels, bounds, &h.buckets, h.count, h.sum)
 }
 
 fn side_pairs(k: &(Box<str>, Box<str>, Connection)) -> Vec<LabelPair> {
@@ -899,8 +862,8 @@ impl Collector for Exposition {
             let p = pairs(&cell.labels);
             fams[0].2.push(counter(p.clone(), cell.total));
             fams[1].2.push(counter(p.clone(), cell.failed));
-            fams[2].2.push(histogram(p.clone(), &cell.server, bounds));
-            fams[3].2.push(histogram(p, &cell.client, bounds));
+            fams[2].2.push(hist(p.clone(), &cell.server, bounds));
+            fams[3].2.push(hist(p, &cell.client, bounds));
         }
         for (k, n) in &t.unpaired {
             fams[4].2.push(counter(side_pairs(k), *n));

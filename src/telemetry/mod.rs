@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod openmetrics;
+pub mod proto;
 pub mod server;
 
 use crate::model::{EmitReason, JoinOutcome};

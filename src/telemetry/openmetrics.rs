@@ -50,18 +50,8 @@ pub fn series_key(name: &str, labels: &[LabelPair]) -> String {
     k
 }
 
-fn escape_label(v: &str, out: &mut String) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn escape_help(v: &str, out: &mut String) {
+/// Label values and HELP text escape the same three characters in OpenMetrics.
+fn escape(v: &str, out: &mut String) {
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -100,7 +90,7 @@ fn labels(pairs: &[LabelPair], extra: Option<(&str, f64)>, out: &mut String) {
         first = false;
         out.push_str(p.name());
         out.push_str("=\"");
-        escape_label(p.value(), out);
+        escape(p.value(), out);
         out.push('"');
     }
     if let Some((name, v)) = extra {
@@ -166,7 +156,7 @@ pub fn encode(families: &[MetricFamily], exemplars: &Exemplars) -> String {
         let _ = writeln!(out, "# TYPE {declared} {kind}");
         if !f.help().is_empty() {
             let _ = write!(out, "# HELP {declared} ");
-            escape_help(f.help(), &mut out);
+            escape(f.help(), &mut out);
             out.push('\n');
         }
         for m in f.get_metric() {

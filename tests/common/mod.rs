@@ -403,11 +403,19 @@ impl Running {
 
 /// Offsets committed by `group` for every partition of `topic`.
 pub fn committed(group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
+    let mut base = ClientConfig::new();
+    base.set("bootstrap.servers", bootstrap());
+    committed_with(base, group, topic, partitions)
+}
+
+/// `committed` with the connection settings of `base` (a secured broker's).
+pub fn committed_with(
+    mut base: ClientConfig,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<i64> {
+    let consumer: BaseConsumer = base.set("group.id", group).create().expect("consumer");
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);

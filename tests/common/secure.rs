@@ -7,7 +7,6 @@
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::bindings as rd;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use std::ffi::{CStr, CString};
@@ -183,21 +182,5 @@ pub fn read_all(topic: &str, within: Duration) -> Vec<super::Record> {
 
 /// Offsets committed by `group` for every partition of `topic`, read as the super user.
 pub fn committed(group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = admin_config()
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let c = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
-    (0..partitions)
-        .map(|p| match c.find_partition(topic, p).map(|e| e.offset()) {
-            Some(rdkafka::Offset::Offset(o)) => o,
-            _ => -1,
-        })
-        .collect()
+    super::committed_with(admin_config(), group, topic, partitions)
 }

@@ -6,11 +6,12 @@
 
 use super::config::RedNaming;
 use super::labels::{self, OVERFLOW_LABEL};
-use super::{Cell, SeriesKey, Table};
+use super::{SeriesKey, Table};
 use crate::model::StatusCode;
 use crate::telemetry::openmetrics::{series_key, Exemplar, Exemplars};
+use crate::telemetry::proto::{counter, histogram, pair};
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -64,43 +65,6 @@ impl Exposition {
             table,
         }
     }
-}
-
-fn pair(name: &str, value: &str) -> LabelPair {
-    let mut p = LabelPair::default();
-    p.set_name(name.to_string());
-    p.set_value(value.to_string());
-    p
-}
-
-fn counter(labels: Vec<LabelPair>, cell: &Cell) -> Metric {
-    let mut c = Counter::default();
-    c.set_value(cell.calls as f64);
-    let mut m = Metric::from_label(labels);
-    m.set_counter(c);
-    m
-}
-
-fn histogram(labels: Vec<LabelPair>, cell: &Cell, bounds: &[f64]) -> Metric {
-    let mut cumulative = 0u64;
-    let buckets = bounds
-        .iter()
-        .zip(cell.buckets.iter())
-        .map(|(bound, n)| {
-            cumulative += n;
-            let mut b = Bucket::default();
-            b.set_upper_bound(*bound);
-            b.set_cumulative_count(cumulative);
-            b
-        })
-        .collect();
-    let mut h = Histogram::default();
-    h.set_bucket(buckets);
-    h.set_sample_count(cell.calls);
-    h.set_sample_sum(cell.sum);
-    let mut m = Metric::from_label(labels);
-    m.set_histogram(h);
-    m
 }
 
 fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
@@ -177,13 +141,25 @@ impl Exposition {
         let (mut calls, mut durations) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (key, cell) in &table.series {
             let pairs = self.labels(key);
-            durations.push(histogram(pairs.clone(), cell, &table.bounds));
-            calls.push(counter(pairs, cell));
+            durations.push(histogram(
+                pairs.clone(),
+                &table.bounds,
+                &cell.buckets,
+                cell.calls,
+                cell.sum,
+            ));
+            calls.push(counter(pairs, cell.calls));
         }
         if let Some(cell) = &table.overflow {
             let pairs = vec![pair(OVERFLOW_LABEL, "true")];
-            durations.push(histogram(pairs.clone(), cell, &table.bounds));
-            calls.push(counter(pairs, cell));
+            durations.push(histogram(
+                pairs.clone(),
+                &table.bounds,
+                &cell.buckets,
+                cell.calls,
+                cell.sum,
+            ));
+            calls.push(counter(pairs, cell.calls));
         }
         drop(table);
         vec![
