@@ -299,9 +299,12 @@ impl ClientContext for SourceContext {
                 continue;
             }
             for (partition, p) in &t.partitions {
-                // -1: the internal unassigned partition; lag -1: not being consumed here.
-                if *partition >= 0 && p.consumer_lag >= 0 && p.fetch_state == "active" {
-                    crate::telemetry::metrics().consumer_lag(topic, *partition, p.consumer_lag);
+                // -1: the internal unassigned partition.
+                if *partition < 0 || p.fetch_state != "active" {
+                    continue;
+                }
+                if let Some(lag) = lag(p) {
+                    crate::telemetry::metrics().consumer_lag(topic, *partition, lag);
                 }
             }
         }
@@ -311,6 +314,22 @@ impl ClientContext for SourceContext {
         self.trouble.record();
         tracing::warn!(%error, reason, "kafka client error");
     }
+}
+
+/// Records between a partition's position and its end. librdkafka's `consumer_lag` counts
+/// from this consumer's *own* last commit, and is -1 until it has made one: a partition that
+/// came to this member already consumed to its end (a rebalance after the backlog) is never
+/// committed by it, so its lag would never be reported. Then the fetch position stands in.
+fn lag(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    if p.consumer_lag >= 0 {
+        return Some(p.consumer_lag);
+    }
+    let end = if p.ls_offset >= 0 {
+        p.ls_offset
+    } else {
+        p.hi_offset
+    };
+    (end >= 0 && p.next_offset >= 0).then(|| (end - p.next_offset).max(0))
 }
 
 impl SourceContext {
