@@ -177,9 +177,10 @@ pub struct Config {
 }
 
 /// Derived state kept across restarts and rebalances, the way Kafka Streams keeps a state store:
-/// each join partition's SLO state is written to a compacted changelog topic
-/// (`<group_id>.slo-state`) and restored by the partition's next owner before it processes the
-/// partition. Only with SLOs (`rules.slo`).
+/// each join partition's SLO state (and its RED series with `metrics.red.per_partition`) is
+/// written to a compacted changelog topic (`<group_id>.slo-state`) and restored by the
+/// partition's next owner before it processes the partition. Only with SLOs (`rules.slo`) or
+/// per-partition RED.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
@@ -629,6 +630,13 @@ impl Config {
         }
         if self.kafka.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", "\"\"", "must not be empty"));
+        }
+        if self.metrics.red.per_partition && !self.state.changelog {
+            return Err(invalid(
+                "metrics.red.per_partition",
+                "true",
+                "needs state.changelog: true (the per-partition series are kept in the state changelog)",
+            ));
         }
         if self.state.snapshot_interval.is_zero() {
             return Err(invalid(

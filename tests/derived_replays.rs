@@ -17,102 +17,30 @@
 
 mod common;
 
-use common::exposition::parse;
+use common::fleet::{self, Instance};
 use common::load::Load;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PARTITIONS: i32 = 4;
+const CALLS: &str = "traces_span_metrics_calls_total";
+const COUNTED_BEFORE: &str = "tracejoin_spans_counted_before_total";
 
-/// One instance: its process and its metrics endpoint.
-struct Instance {
-    process: Option<Process>,
-    metrics: String,
-    /// What it counted when last scraped.
-    calls: u64,
-    counted_before: u64,
+/// Every instance that ever ran, by its last scrape: (RED calls, spans counted before).
+fn totals(fleet: &[Instance]) -> (u64, u64) {
+    (
+        fleet.iter().map(|i| i.sum(CALLS)).sum(),
+        counted_before(fleet),
+    )
 }
 
-impl Instance {
-    fn spawn(dir: &std::path::Path, base: &std::path::Path, name: &str) -> Instance {
-        let port = free_port();
-        let yaml = std::fs::read_to_string(base).unwrap().replace(
-            "listen: \"127.0.0.1:0\"",
-            &format!("listen: \"127.0.0.1:{port}\""),
-        );
-        assert!(yaml.contains(&port.to_string()), "metrics port set");
-        let config = dir.join(format!("{name}.yaml"));
-        std::fs::write(&config, yaml).unwrap();
-        Instance {
-            process: Some(Process::spawn(&config, name)),
-            metrics: format!("http://127.0.0.1:{port}/metrics"),
-            calls: 0,
-            counted_before: 0,
-        }
-    }
-
-    /// What the instance logged so far.
-    fn log(&self) -> String {
-        self.process
-            .as_ref()
-            .map(|p| std::fs::read_to_string(&p.log).unwrap_or_default())
-            .unwrap_or_default()
-    }
-
-    /// Scrapes the instance; false if it did not answer.
-    async fn scrape(&mut self) -> bool {
-        let Ok(resp) = reqwest::get(&self.metrics).await else {
-            return false;
-        };
-        let Ok(text) = resp.text().await else {
-            return false;
-        };
-        let samples = parse(&text);
-        self.calls = samples
-            .iter()
-            .filter(|s| s.name == "traces_span_metrics_calls_total")
-            .map(|s| s.value as u64)
-            .sum();
-        self.counted_before = samples
-            .iter()
-            .filter(|s| s.name == "tracejoin_spans_counted_before_total")
-            .map(|s| s.value as u64)
-            .sum();
-        true
-    }
-}
-
-/// Scrapes the live instances until the fleet's counts have not moved for `quiet` (and every
-/// live one answered), or panics after a minute. Returns the fleet's calls.
+/// Waits until the fleet is quiet for `quiet`; the RED calls of every instance that ever ran.
 async fn settle(fleet: &mut [Instance], quiet: Duration) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut last = (u64::MAX, u64::MAX);
-    let mut since = Instant::now();
-    loop {
-        let mut all_up = true;
-        for i in fleet.iter_mut().filter(|i| i.process.is_some()) {
-            all_up &= i.scrape().await;
-        }
-        let now = (
-            fleet.iter().map(|i| i.calls).sum::<u64>(),
-            fleet.iter().map(|i| i.counted_before).sum::<u64>(),
-        );
-        if now != last || !all_up {
-            last = now;
-            since = Instant::now();
-        } else if since.elapsed() >= quiet {
-            return now.0;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the fleet's counts never settled: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    fleet::settle(fleet, totals, quiet).await.0
 }
 
 fn counted_before(fleet: &[Instance]) -> u64 {
-    fleet.iter().map(|i| i.counted_before).sum()
+    fleet.iter().map(|i| i.sum(COUNTED_BEFORE)).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +92,7 @@ async fn replayed_spans_are_counted_once_across_rebalances_crashes_and_restarts(
 
     // kill -9 the second (its last scrape stands for what it counted); the first replays.
     let before = counted_before(&fleet);
-    fleet[1].process.take().unwrap().crash();
+    fleet[1].crash();
     let calls = settle(&mut fleet, Duration::from_secs(12)).await;
     assert!(
         counted_before(&fleet) > before,
@@ -173,22 +101,14 @@ async fn replayed_spans_are_counted_once_across_rebalances_crashes_and_restarts(
     assert_eq!(calls, want, "after kill -9 of a member");
 
     // The first stops gracefully; a third takes over everything.
-    let first = fleet[0].process.take().unwrap();
-    let status = tokio::task::spawn_blocking(move || first.terminate(Duration::from_secs(40)))
-        .await
-        .unwrap();
-    assert!(status.success(), "graceful stop: {status}");
+    fleet[0].stop(Duration::from_secs(40)).await;
     fleet.push(Instance::spawn(dir.path(), &base, "third"));
     let want = tokio::task::block_in_place(|| wave(100));
     let calls = settle(&mut fleet, Duration::from_secs(6)).await;
     assert!(
-        fleet[2].counted_before > 0,
+        fleet[2].sum(COUNTED_BEFORE) > 0,
         "the new instance replayed no span: the step proves nothing"
     );
     assert_eq!(calls, want, "after a graceful restart");
-    let third = fleet[2].process.take().unwrap();
-    let status = tokio::task::spawn_blocking(move || third.terminate(Duration::from_secs(40)))
-        .await
-        .unwrap();
-    assert!(status.success());
+    fleet[2].stop(Duration::from_secs(40)).await;
 }

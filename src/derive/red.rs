@@ -46,6 +46,7 @@ mod config;
 pub(crate) mod dedup;
 mod exposition;
 mod labels;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +54,7 @@ pub use config::{
     connector_default_buckets, tempo_default_buckets, Dimension, RedConfig, RedError, RedNaming,
     CONNECTOR_DEFAULT_BUCKETS_MS,
 };
+pub use state::{RedPartitionState, RedStateError};
 
 use crate::model::{SpanId, SpanKind, SpanSummary, StatusCode, TraceId};
 use dedup::Dedup;
@@ -67,6 +69,8 @@ use std::time::{Duration, Instant};
 /// (see `labels::encode_dimension`) so that a lookup needs no allocation.
 #[derive(Debug)]
 struct SeriesKey {
+    /// The join partition whose spans it counts, with `per_partition`; `UNPARTITIONED` without.
+    partition: i32,
     service: Arc<str>,
     name: Arc<str>,
     kind: SpanKind,
@@ -76,6 +80,7 @@ struct SeriesKey {
 
 /// A borrowed series identity, for looking a span's series up without building a key.
 struct Probe<'a> {
+    partition: i32,
     service: &'a str,
     name: &'a str,
     kind: SpanKind,
@@ -83,14 +88,17 @@ struct Probe<'a> {
     dims: &'a str,
 }
 
+type Parts<'a> = (i32, &'a str, &'a str, SpanKind, StatusCode, &'a str);
+
 /// What `SeriesKey` and `Probe` have in common; the map is looked up through it.
 trait KeyView {
-    fn parts(&self) -> (&str, &str, SpanKind, StatusCode, &str);
+    fn parts(&self) -> Parts<'_>;
 }
 
 impl KeyView for SeriesKey {
-    fn parts(&self) -> (&str, &str, SpanKind, StatusCode, &str) {
+    fn parts(&self) -> Parts<'_> {
         (
+            self.partition,
             &self.service,
             &self.name,
             self.kind,
@@ -101,10 +109,20 @@ impl KeyView for SeriesKey {
 }
 
 impl KeyView for Probe<'_> {
-    fn parts(&self) -> (&str, &str, SpanKind, StatusCode, &str) {
-        (self.service, self.name, self.kind, self.status, self.dims)
+    fn parts(&self) -> Parts<'_> {
+        (
+            self.partition,
+            self.service,
+            self.name,
+            self.kind,
+            self.status,
+            self.dims,
+        )
     }
 }
+
+/// The partition of every series when RED is not counted per partition.
+const UNPARTITIONED: i32 = -1;
 
 impl<'a> Borrow<dyn KeyView + 'a> for SeriesKey {
     fn borrow(&self) -> &(dyn KeyView + 'a) {
@@ -229,7 +247,8 @@ impl ErrorTraces {
 #[derive(Debug)]
 struct Table {
     series: HashMap<SeriesKey, Cell>,
-    overflow: Option<Cell>,
+    /// The overflow series, per partition (`UNPARTITIONED` without `per_partition`).
+    overflow: HashMap<i32, Cell>,
     bounds: Arc<[f64]>,
     /// No series can be idle before this; `None` while there are none.
     next_expiry: Option<Instant>,
@@ -240,6 +259,11 @@ struct Table {
     dedup: Dedup,
     /// Traces with error logs joined: error series prefer them as exemplars.
     error_traces: ErrorTraces,
+    /// Per partition restored from the changelog: its spans below this offset are in the
+    /// restored counts (`per_partition`).
+    counted_below: HashMap<i32, i64>,
+    /// Spans of replayed records not counted because a restored state holds them.
+    restored_replays: u64,
 }
 
 impl Table {
@@ -248,20 +272,30 @@ impl Table {
             Some(t) if now >= t => {}
             _ => return 0,
         }
-        let before = self.series.len() + usize::from(self.overflow.is_some());
+        let before = self.len();
         let idle = |c: &Cell| now.saturating_duration_since(c.last_seen) >= timeout;
         self.series.retain(|_, c| !idle(c));
-        if self.overflow.as_ref().is_some_and(idle) {
-            self.overflow = None;
-        }
+        self.overflow.retain(|_, c| !idle(c));
         self.next_expiry = self
             .series
             .values()
-            .chain(self.overflow.as_ref())
+            .chain(self.overflow.values())
             .map(|c| c.last_seen)
             .min()
             .and_then(|t| t.checked_add(timeout));
-        before - self.series.len() - usize::from(self.overflow.is_some())
+        before - self.len()
+    }
+
+    /// Series held, the overflow series included.
+    fn len(&self) -> usize {
+        self.series.len() + self.overflow.len()
+    }
+
+    /// Drops a partition's series and what was restored of it.
+    fn remove_partition(&mut self, partition: i32) {
+        self.series.retain(|k, _| k.partition != partition);
+        self.overflow.remove(&partition);
+        self.counted_below.remove(&partition);
     }
 }
 
@@ -277,6 +311,9 @@ struct DimSpec {
 pub struct Observed {
     /// Spans counted.
     pub counted: u64,
+    /// Spans of a replayed record not counted because the partition's restored state holds
+    /// them (those an earlier owner's commit marks are `tracejoin_spans_counted_before_total`).
+    pub replayed: u64,
     /// Spans not counted because the same trace id + span id was counted recently.
     pub duplicates: u64,
     /// Of the counted spans, those folded into the overflow series.
@@ -291,6 +328,7 @@ pub struct Observed {
 /// [`registry`]: RedMetrics::registry
 pub struct RedMetrics {
     enabled: bool,
+    per_partition: bool,
     table: Arc<Mutex<Table>>,
     /// Indexed by `SpanKind as usize`.
     counted_kinds: [bool; 6],
@@ -318,7 +356,7 @@ impl RedMetrics {
         let bounds: Arc<[f64]> = cfg.effective_buckets().into();
         let table = Arc::new(Mutex::new(Table {
             series: HashMap::new(),
-            overflow: None,
+            overflow: HashMap::new(),
             bounds: bounds.clone(),
             next_expiry: None,
             overflowed: 0,
@@ -329,6 +367,8 @@ impl RedMetrics {
                 set: Default::default(),
                 cap: 10_000,
             },
+            counted_below: HashMap::new(),
+            restored_replays: 0,
         }));
         let mut counted_kinds = [false; 6];
         for k in &cfg.span_kinds {
@@ -343,6 +383,7 @@ impl RedMetrics {
         let exposition = Arc::new(exposition::Exposition::new(
             cfg.naming,
             dim_labels,
+            cfg.per_partition,
             table.clone(),
         ));
         registry
@@ -354,6 +395,7 @@ impl RedMetrics {
             })?;
         Ok(RedMetrics {
             enabled: cfg.enabled,
+            per_partition: cfg.per_partition,
             table,
             counted_kinds,
             dimensions: cfg
@@ -378,6 +420,7 @@ impl RedMetrics {
     pub fn for_another_worker(&self) -> RedMetrics {
         RedMetrics {
             enabled: self.enabled,
+            per_partition: self.per_partition,
             table: self.table.clone(),
             counted_kinds: self.counted_kinds,
             dimensions: self.dimensions.clone(),
@@ -402,12 +445,67 @@ impl RedMetrics {
 
     /// [`observe`](Self::observe) with the time of arrival given (for tests and replays).
     pub fn observe_at(&mut self, spans: &[SpanSummary], now: Instant) -> Observed {
+        let mut key_buf = std::mem::take(&mut self.key_buf);
+        let done = self.count(&mut self.lock(), &mut key_buf, spans, UNPARTITIONED, now);
+        self.key_buf = key_buf;
+        done
+    }
+
+    /// Counts the spans of one record of join partition `partition` at `offset`, unless they
+    /// were counted before: below the offset a restored state of the partition holds
+    /// ([`restore`](Self::restore)), or, with no restored state, when an earlier owner's commit
+    /// says so (`counted_before`). Without `per_partition` only `counted_before` applies.
+    pub fn observe_record(
+        &mut self,
+        spans: &[SpanSummary],
+        partition: i32,
+        offset: i64,
+        counted_before: bool,
+    ) -> Observed {
+        // Taken out for the call (no allocation): the table's guard borrows `self`.
+        let mut key_buf = std::mem::take(&mut self.key_buf);
+        let mut guard = self.lock();
+        let table = &mut *guard;
+        // A restored state is the partition's truth until it is revoked: an earlier owner's
+        // commit may mark records past the state's position (its seen mark ran ahead of its
+        // last write), and those are not in the restored counts.
+        let (skip, restored) = match table.counted_below.get(&partition) {
+            Some(below) => (offset < *below, true),
+            None => (counted_before, false),
+        };
+        if skip {
+            let replayed = if restored { spans.len() as u64 } else { 0 };
+            table.restored_replays += replayed;
+            drop(guard);
+            self.key_buf = key_buf;
+            return Observed {
+                replayed,
+                ..Observed::default()
+            };
+        }
+        let partition = if self.per_partition {
+            partition
+        } else {
+            UNPARTITIONED
+        };
+        let done = self.count(table, &mut key_buf, spans, partition, Instant::now());
+        drop(guard);
+        self.key_buf = key_buf;
+        done
+    }
+
+    fn count(
+        &self,
+        table: &mut Table,
+        key_buf: &mut String,
+        spans: &[SpanSummary],
+        partition: i32,
+        now: Instant,
+    ) -> Observed {
         let mut done = Observed::default();
         if !self.enabled || spans.is_empty() {
             return done;
         }
-        let mut guard = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        let table = &mut *guard;
         let bounds = table.bounds.clone();
         for s in spans {
             if !self.counted_kinds[s.kind as usize] {
@@ -417,21 +515,18 @@ impl RedMetrics {
                 done.duplicates += 1;
                 continue;
             }
-            self.key_buf.clear();
+            key_buf.clear();
             for d in &self.dimensions {
-                labels::encode_dimension(
-                    s.attribute(&d.key),
-                    d.default.as_deref(),
-                    &mut self.key_buf,
-                );
+                labels::encode_dimension(s.attribute(&d.key), d.default.as_deref(), key_buf);
             }
             let seconds = s.duration_nanos() as f64 / 1e9;
             let probe = Probe {
+                partition,
                 service: &s.service,
                 name: &s.name,
                 kind: s.kind,
                 status: s.status,
-                dims: &self.key_buf,
+                dims: key_buf,
             };
             done.counted += 1;
             if let Some(cell) = table.series.get_mut(&probe as &dyn KeyView) {
@@ -443,18 +538,20 @@ impl RedMetrics {
                 cell.observe(&bounds, s, seconds, now);
                 table.series.insert(
                     SeriesKey {
+                        partition,
                         service: s.service.clone(),
                         name: s.name.clone(),
                         kind: s.kind,
                         status: s.status,
-                        dims: self.key_buf.as_str().into(),
+                        dims: key_buf.as_str().into(),
                     },
                     cell,
                 );
             } else {
                 table
                     .overflow
-                    .get_or_insert_with(|| Cell::new(bounds.len(), now))
+                    .entry(partition)
+                    .or_insert_with(|| Cell::new(bounds.len(), now))
                     .observe(&bounds, s, seconds, now);
                 done.overflowed += 1;
             }
@@ -499,8 +596,7 @@ impl RedMetrics {
 
     /// Series held (per metric), the overflow series included.
     pub fn series(&self) -> usize {
-        let t = self.lock();
-        t.series.len() + usize::from(t.overflow.is_some())
+        self.lock().len()
     }
 
     /// Spans counted in the overflow series since start.

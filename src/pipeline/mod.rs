@@ -168,7 +168,7 @@ pub async fn run(
     let workers = config.workers.resolve();
     let mut shared = worker::Shared::new(&config, &health, workers)?;
     let plan = repartition::plan(&config, shared.rules.clone()).await?;
-    if shared.has_slo() && config.state.changelog {
+    if shared.has_changelogged_state(&config) && config.state.changelog {
         // One changelog partition per join partition: the internal topics' when the spans are
         // re-keyed, the spans topic's otherwise.
         let join_partitions = if plan.spans() {
@@ -178,7 +178,7 @@ pub async fn run(
         };
         let n = slo_state::create_topic(&config, join_partitions).await?;
         shared.slo_changelog_partitions = Some(n);
-        tracing::info!(topic = %slo_state::topic_name(&config), partitions = n, "SLO state changelog on");
+        tracing::info!(topic = %slo_state::topic_name(&config), partitions = n, "state changelog on");
     }
     let mut tasks = Vec::with_capacity(workers);
     for index in 0..workers {

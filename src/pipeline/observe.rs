@@ -34,7 +34,11 @@ pub struct SpansFrom {
     pub offset: i64,
     /// An earlier owner of the partition consumed the record and counted its spans (its
     /// commit's seen mark is past it): a replay the derived signals must not count again.
+    /// A restored state of the partition overrides it (its position is the truth).
     pub counted_before: bool,
+    /// A copy of a re-keyed record counted already (the re-keying stage replayed its input
+    /// after a crash): never counted again, whatever the restored state says.
+    pub copy: bool,
 }
 
 /// Watches the pipeline's events. Every method defaults to doing nothing.
@@ -60,11 +64,13 @@ pub(super) struct RedObserver(pub(super) RedMetrics);
 
 impl Observer for RedObserver {
     fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
-        if from.counted_before {
+        if from.copy {
             return;
         }
-        let o = self.0.observe(spans);
-        metrics().red_observed(o.duplicates, o.overflowed);
+        let o = self
+            .0
+            .observe_record(spans, from.partition, from.offset, from.counted_before);
+        metrics().red_observed(o.duplicates, o.overflowed, o.replayed);
     }
     /// An error log joined to its trace: the trace is preferred as the exemplar of its error
     /// series.
@@ -117,7 +123,7 @@ pub(super) struct ServiceGraphObserver {
 
 impl Observer for ServiceGraphObserver {
     fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
-        if from.counted_before {
+        if from.counted_before || from.copy {
             return;
         }
         self.graph.observe(spans);
@@ -178,6 +184,9 @@ impl SloObserver {
 
 impl Observer for SloObserver {
     fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
+        if from.copy {
+            return;
+        }
         self.shared.engine().observe_record(
             from.partition,
             from.offset,
@@ -251,7 +260,7 @@ impl Observer for ProgressObserver {
         self.progress.records.fetch_add(1, Ordering::Relaxed);
     }
     fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
-        if from.counted_before {
+        if from.counted_before || from.copy {
             return;
         }
         self.progress

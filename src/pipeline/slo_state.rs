@@ -24,7 +24,9 @@
 
 use super::observe::SharedSlo;
 use crate::config::Config;
-use crate::derive::slo::{PartitionState, Position};
+use crate::derive::red::RedMetrics;
+use crate::derive::slo::{PartitionState, Position, RekeyedMark};
+use crate::model::Origin;
 use crate::sources::ack::AckLedger;
 use crate::sources::kafka::{base_client_config, TopicRole, TopicTable};
 use crate::sources::PartitionKey;
@@ -96,7 +98,10 @@ struct InFlight {
 
 /// One worker's side of the changelog (module docs).
 pub(super) struct SloChangelog {
-    slo: Arc<SharedSlo>,
+    /// The SLO engine, when SLOs are on.
+    slo: Option<Arc<SharedSlo>>,
+    /// The RED series, with `metrics.red.per_partition`.
+    red: Option<RedMetrics>,
     topic: String,
     partitions: i32,
     producer: FutureProducer,
@@ -107,6 +112,13 @@ pub(super) struct SloChangelog {
     in_flight: Vec<InFlight>,
     /// Per join partition, the positions last written.
     written: HashMap<i32, Vec<(PartitionKey, i64)>>,
+    /// Per join partition, per input partition whose spans are re-keyed into it, the newest
+    /// piece counted: (input offset, piece). A re-keyed record at or below it is a copy made
+    /// when the re-keying stage replayed its input after a crash.
+    rekeyed: HashMap<i32, HashMap<(u16, i32), (i64, u32)>>,
+    /// Per join partition restored, its spans source's position in the restored state. Until
+    /// the replay passes it, a new state must not claim less: its counts hold everything below.
+    restored: HashMap<i32, i64>,
 }
 
 fn is_join_source(role: Option<TopicRole>) -> bool {
@@ -128,7 +140,8 @@ fn is_spans_source(role: Option<TopicRole>) -> bool {
 impl SloChangelog {
     pub(super) fn new(
         config: &Config,
-        slo: Arc<SharedSlo>,
+        slo: Option<Arc<SharedSlo>>,
+        red: Option<RedMetrics>,
         partitions: i32,
         worker: usize,
     ) -> Result<Self, KafkaError> {
@@ -150,6 +163,7 @@ impl SloChangelog {
         .set("auto.offset.reset", "earliest");
         Ok(SloChangelog {
             slo,
+            red,
             topic: topic_name(config),
             partitions: partitions.max(1),
             producer: p.create()?,
@@ -159,6 +173,8 @@ impl SloChangelog {
             last: Instant::now(),
             in_flight: Vec::new(),
             written: HashMap::new(),
+            rekeyed: HashMap::new(),
+            restored: HashMap::new(),
         })
     }
 
@@ -193,7 +209,22 @@ impl SloChangelog {
                             ledger.allow((t, p.partition), p.offset);
                         }
                     }
-                    self.slo.engine().restore(&state, spans_position);
+                    if let Some(slo) = &self.slo {
+                        slo.engine().restore(&state, spans_position);
+                    }
+                    if let Some(red) = &self.red {
+                        if let Err(e) = red.restore(partition, state.red.as_ref(), spans_position) {
+                            tracing::warn!(partition, error = %e, "not restoring the partition's RED series");
+                        }
+                    }
+                    let marks = state.rekeyed.iter().filter_map(|m| {
+                        let topic = topics.index(&m.topic)?;
+                        Some(((topic, m.partition), (m.offset, m.piece)))
+                    });
+                    self.rekeyed.insert(partition, marks.collect());
+                    if let Some(position) = spans_position {
+                        self.restored.insert(partition, position);
+                    }
                     self.written.insert(partition, Vec::new());
                     metrics().slo_state_restore("restored");
                     tracing::info!(
@@ -204,14 +235,14 @@ impl SloChangelog {
                     );
                 }
                 Ok(None) => {
-                    self.slo.engine().revoke(partition);
+                    self.forget(partition);
                     metrics().slo_state_restore("empty");
                     tracing::debug!(partition, "no SLO state in the changelog for the partition");
                 }
                 Err(e) => {
                     // Its windows start empty; its commits stay gated until a state is written,
                     // so nothing is lost beyond what the unreadable state held.
-                    self.slo.engine().revoke(partition);
+                    self.forget(partition);
                     metrics().slo_state_restore("failed");
                     tracing::warn!(partition, error = %e, "could not restore the partition's SLO state; its windows start empty");
                 }
@@ -223,9 +254,42 @@ impl SloChangelog {
     pub(super) fn on_revoked(&mut self, keys: &[PartitionKey], topics: &TopicTable) {
         for k in keys {
             if is_spans_source(topics.role(k.0)) {
-                self.slo.engine().revoke(k.1);
+                self.forget(k.1);
                 self.written.remove(&k.1);
             }
+        }
+    }
+
+    /// Whether a re-keyed spans record of join partition `partition`, cut as piece `piece`
+    /// from the input record at `origin`, is a copy of one already counted (the re-keying
+    /// stage replayed its input after a crash: it cuts the same pieces in the same order, and
+    /// a join partition receives an input partition's pieces in that order). Remembers it
+    /// otherwise.
+    pub(super) fn rekeyed_replay(&mut self, partition: i32, origin: Origin, piece: u32) -> bool {
+        let newest = self
+            .rekeyed
+            .entry(partition)
+            .or_default()
+            .entry((origin.topic, origin.partition))
+            .or_insert((-1, 0));
+        if (origin.offset, piece) <= *newest {
+            tracing::debug!(partition, source_partition = origin.partition, offset = origin.offset, piece, newest = ?*newest, "re-keyed copy");
+            return true;
+        }
+
+        *newest = (origin.offset, piece);
+        false
+    }
+
+    /// Drops what this process holds of a join partition.
+    fn forget(&mut self, partition: i32) {
+        self.rekeyed.remove(&partition);
+        self.restored.remove(&partition);
+        if let Some(slo) = &self.slo {
+            slo.engine().revoke(partition);
+        }
+        if let Some(red) = &self.red {
+            red.revoke(partition);
         }
     }
 
@@ -265,7 +329,13 @@ impl SloChangelog {
                 continue;
             }
             let position = if is_spans_source(role) {
-                ledger.seen(key)
+                // Until the replay passes the restored position (or before its first record),
+                // the state still holds everything below that position.
+                let restored = self.restored.get(&key.1).copied();
+                match (ledger.seen(key), restored) {
+                    (Some(seen), Some(restored)) => Some(seen.max(restored)),
+                    (seen, restored) => seen.or(restored),
+                }
             } else {
                 ledger.done_below(key)
             };
@@ -283,7 +353,23 @@ impl SloChangelog {
     }
 
     fn write(&mut self, partition: i32, positions: Vec<(PartitionKey, i64)>, topics: &TopicTable) {
-        let mut state = self.slo.engine().export(partition);
+        let mut state = match &self.slo {
+            Some(slo) => slo.engine().export(partition),
+            None => PartitionState::new(partition),
+        };
+        state.red = self.red.as_ref().map(|r| r.export(partition));
+        state.rekeyed = self
+            .rekeyed
+            .get(&partition)
+            .into_iter()
+            .flatten()
+            .map(|((topic, p), (offset, piece))| RekeyedMark {
+                topic: topics.name(*topic).to_string(),
+                partition: *p,
+                offset: *offset,
+                piece: *piece,
+            })
+            .collect();
         state.positions = positions
             .iter()
             .map(|((t, p), offset)| Position {

@@ -227,17 +227,20 @@ impl Worker {
         }
         // Where the record came from: its own coordinates, or for a re-keyed record those of
         // the input record it was cut from (the enriched output and dead letters name those).
-        let origin = match role {
+        let rekeyed = match role {
             TopicRole::RekeyedSpans | TopicRole::RekeyedLogs => {
                 rekey::source_origin(m, &self.topics)
             }
             _ => None,
-        }
-        .unwrap_or(Origin {
-            topic,
-            partition: m.partition(),
-            offset: m.offset(),
-        });
+        };
+        let origin = rekeyed.map_or(
+            Origin {
+                topic,
+                partition: m.partition(),
+                offset: m.offset(),
+            },
+            |(origin, _)| origin,
+        );
         let now = Instant::now();
         let now_nanos = wall_nanos();
         for o in &mut self.observers {
@@ -267,10 +270,20 @@ impl Worker {
         } else {
             match role {
                 TopicRole::Spans | TopicRole::RekeyedSpans => {
+                    let counted_before = self.counted_before(key, m.offset());
+                    // Re-keyed again after a crash of the re-keying stage: a copy of a record
+                    // whose spans the partition's state counted.
+                    let copy = match (rekeyed, &mut self.slo_state) {
+                        (Some((origin, Some(piece))), Some(state)) => {
+                            state.rekeyed_replay(key.1, origin, piece)
+                        }
+                        _ => false,
+                    };
                     let from = SpansFrom {
                         partition: key.1,
                         offset: m.offset(),
-                        counted_before: self.counted_before(key, m.offset()),
+                        counted_before,
+                        copy,
                     };
                     self.on_spans(payload, key, origin, &ack, now, max_future, from)
                         .map_err(Refused::from)
@@ -360,7 +373,9 @@ impl Worker {
         if clamped > 0 {
             metrics().timestamp_adjusted("clamped_future", clamped);
         }
-        if from.counted_before {
+        if from.copy {
+            metrics().rekeyed_copies(self.spans_buf.len() as u64);
+        } else if from.counted_before {
             metrics().spans_counted_before(self.spans_buf.len() as u64);
         }
         for o in &mut self.observers {

@@ -45,6 +45,8 @@ pub struct Metrics {
     red_series: IntGauge,
     red_duplicates: IntCounter,
     red_overflowed: IntCounter,
+    red_restored_replays: IntCounter,
+    rekeyed_copies: IntCounter,
     consumer_lag: IntGaugeVec,
     rebalance_partitions: IntCounterVec,
     spans_counted_before: IntCounter,
@@ -244,6 +246,8 @@ impl Metrics {
             },
             red_series: gauge(&r, "tracejoin_red_series", "Series each RED metric holds (the overflow series included)."),
             red_duplicates: counter(&r, "tracejoin_red_duplicate_spans_total", "Spans not counted in the RED metrics because the same trace and span id was counted recently (redeliveries)."),
+            rekeyed_copies: counter(&r, "tracejoin_repartition_copies_spans_total", "Spans of re-keyed records known for copies of records counted already (the re-keying stage replayed its input after a crash or a rebalance): joined, not counted again in the derived signals (with the state changelog)."),
+            red_restored_replays: counter(&r, "tracejoin_red_restored_replay_spans_total", "Spans of replayed records not counted in the RED metrics because the partition's restored state holds them (metrics.red.per_partition)."),
             red_overflowed: counter(&r, "tracejoin_red_overflow_spans_total", "Spans counted in the RED overflow series (otel_metric_overflow=\"true\") because the series cap was reached."),
             registry: r,
         }
@@ -439,9 +443,15 @@ impl Metrics {
     }
 
     /// RED metrics: spans skipped as redeliveries and spans folded into the overflow series.
-    pub fn red_observed(&self, duplicates: u64, overflowed: u64) {
+    /// Spans of a re-keyed record that is a copy of one counted already.
+    pub fn rekeyed_copies(&self, n: u64) {
+        self.rekeyed_copies.inc_by(n);
+    }
+    /// RED metrics: what one record's spans did.
+    pub fn red_observed(&self, duplicates: u64, overflowed: u64, restored_replays: u64) {
         self.red_duplicates.inc_by(duplicates);
         self.red_overflowed.inc_by(overflowed);
+        self.red_restored_replays.inc_by(restored_replays);
     }
     /// RED metrics: series held per metric.
     pub fn red_series(&self, n: usize) {

@@ -14,6 +14,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod exposition;
+pub mod fleet;
 pub mod load;
 pub mod logsql;
 pub mod secure;
@@ -501,7 +502,11 @@ impl Process {
         let child = std::process::Command::new(binary())
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "info")
+            // `TRACEJOIN_TEST_RUST_LOG` to look closer at a failing test.
+            .env(
+                "RUST_LOG",
+                std::env::var("TRACEJOIN_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .envs(env.iter().copied())
             .stdout(file.try_clone().unwrap())
             .stderr(file)

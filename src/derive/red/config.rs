@@ -160,6 +160,13 @@ pub struct RedConfig {
     /// How many recently counted spans (trace id + span id) are remembered so a redelivered copy
     /// is not counted twice. `0` turns the check off.
     pub dedup_window: usize,
+    /// Count each join partition's spans in series of their own, labelled `partition`, kept in
+    /// the state changelog (`state.changelog`) and restored by the partition's next owner: the
+    /// counts then survive kill -9, restarts and rebalances exactly (each span counted once,
+    /// across the fleet). Costs one series per label set *per partition*; sum them away with
+    /// `sum without (partition)`. Off: series are the process's, and a crash replays (and
+    /// counts again) the spans consumed since the last commit.
+    pub per_partition: bool,
 }
 
 impl Default for RedConfig {
@@ -173,6 +180,7 @@ impl Default for RedConfig {
             max_series: 10_000,
             series_idle_timeout: Duration::from_secs(600),
             dedup_window: 100_000,
+            per_partition: false,
         }
     }
 }

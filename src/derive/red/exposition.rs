@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 pub(super) struct Exposition {
     naming: RedNaming,
     dim_labels: Vec<String>,
+    /// Each series carries its join partition as `partition` (`per_partition`).
+    per_partition: bool,
     descs: Vec<Desc>,
     table: Arc<Mutex<Table>>,
 }
@@ -31,6 +33,7 @@ impl Exposition {
     pub(super) fn new(
         naming: RedNaming,
         dim_labels: Vec<String>,
+        per_partition: bool,
         table: Arc<Mutex<Table>>,
     ) -> Self {
         let mut variable: Vec<String> = [
@@ -43,6 +46,9 @@ impl Exposition {
         .map(|s| s.to_string())
         .collect();
         variable.extend(dim_labels.iter().cloned());
+        if per_partition {
+            variable.push(PARTITION_LABEL.to_string());
+        }
         let descs = [
             (naming.calls_name(), CALLS_HELP),
             (naming.duration_name(), DURATION_HELP),
@@ -61,6 +67,7 @@ impl Exposition {
         Exposition {
             naming,
             dim_labels,
+            per_partition,
             descs,
             table,
         }
@@ -90,7 +97,24 @@ impl Collector for Registered {
     }
 }
 
+/// The label of a series' join partition with `per_partition`.
+const PARTITION_LABEL: &str = "partition";
+
 impl Exposition {
+    /// The dimensions' label names, in configuration order.
+    pub(super) fn dim_labels(&self) -> &[String] {
+        &self.dim_labels
+    }
+
+    /// The overflow series' labels.
+    fn overflow_labels(&self, partition: i32) -> Vec<LabelPair> {
+        let mut pairs = vec![pair(OVERFLOW_LABEL, "true")];
+        if self.per_partition {
+            pairs.push(pair(PARTITION_LABEL, &partition.to_string()));
+        }
+        pairs
+    }
+
     /// A series' labels, sorted by name.
     fn labels(&self, key: &SeriesKey) -> Vec<LabelPair> {
         let mut pairs = Vec::with_capacity(4 + self.dim_labels.len());
@@ -106,6 +130,9 @@ impl Exposition {
             if let Some(v) = value {
                 pairs.push(pair(label, v));
             }
+        }
+        if self.per_partition {
+            pairs.push(pair(PARTITION_LABEL, &key.partition.to_string()));
         }
         pairs.sort_by(|a, b| a.name().cmp(b.name()));
         pairs
@@ -137,7 +164,7 @@ impl Exposition {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        let n = table.series.len() + usize::from(table.overflow.is_some());
+        let n = table.len();
         let (mut calls, mut durations) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (key, cell) in &table.series {
             let pairs = self.labels(key);
@@ -150,8 +177,8 @@ impl Exposition {
             ));
             calls.push(counter(pairs, cell.calls));
         }
-        if let Some(cell) = &table.overflow {
-            let pairs = vec![pair(OVERFLOW_LABEL, "true")];
+        for (partition, cell) in &table.overflow {
+            let pairs = self.overflow_labels(*partition);
             durations.push(histogram(
                 pairs.clone(),
                 &table.bounds,

@@ -254,7 +254,8 @@ fn overflow_folds_new_label_sets_into_one_series() {
         Observed {
             counted: 5,
             duplicates: 0,
-            overflowed: 2
+            overflowed: 2,
+            replayed: 0,
         }
     );
     assert_eq!(red.series(), 3, "two series and the overflow series");
@@ -644,4 +645,141 @@ fn observing_existing_series_allocates_nothing() {
     // The counter does count: a new label set allocates its key and cell.
     red.observe(&[server(99_999, "GET /new", 1)]);
     assert!(allocations() - before > 0);
+}
+
+/// The label set of partition `p`'s server series `pay`.
+fn pay_labels(p: i32) -> String {
+    format!("partition=\"{p}\",service_name=\"checkout\",span_kind=\"SPAN_KIND_SERVER\",span_name=\"pay\",status_code=\"STATUS_CODE_UNSET\"")
+}
+
+fn per_partition() -> RedConfig {
+    RedConfig {
+        per_partition: true,
+        ..cfg()
+    }
+}
+
+#[test]
+fn per_partition_series_move_with_their_partition_and_count_each_span_once() {
+    let mut old = RedMetrics::new(&per_partition()).unwrap();
+    // Partition 0: records at offsets 0..3, one span each; partition 1: one record.
+    for n in 0..3 {
+        let o = old.observe_record(&[server(n, "pay", 3_000_000)], 0, n as i64, false);
+        assert_eq!(o.counted, 1);
+    }
+    old.observe_record(&[server(10, "pay", 3_000_000)], 1, 0, false);
+    // The changelog value: offsets 0..3 of partition 0 (position 3). The old owner goes on
+    // to count offset 3, and then loses the partition without writing again (kill -9).
+    let mut state = crate::derive::slo::PartitionState::new(0);
+    state.red = Some(old.export(0));
+    old.observe_record(&[server(3, "pay", 3_000_000)], 0, 3, false);
+    let t = text(&old);
+    assert_eq!(
+        sample(
+            &t,
+            &format!("traces_span_metrics_calls_total{{{}}}", pay_labels(0))
+        ),
+        Some(4.0),
+        "{t}"
+    );
+    assert_eq!(
+        sample(
+            &t,
+            &format!("traces_span_metrics_calls_total{{{}}}", pay_labels(1))
+        ),
+        Some(1.0)
+    );
+
+    let state = crate::derive::slo::PartitionState::from_json(&state.to_json()).unwrap();
+    let mut new = RedMetrics::new(&per_partition()).unwrap();
+    new.restore(0, state.red.as_ref(), Some(3)).unwrap();
+    old.revoke(0);
+    assert!(
+        !text(&old).contains("partition=\"0\""),
+        "the old owner still shows the partition:\n{}",
+        text(&old)
+    );
+    // The new owner replays from offset 1: 1 and 2 are in the state, 3 is not.
+    for n in 1..4 {
+        let o = new.observe_record(&[server(n, "pay", 3_000_000)], 0, n as i64, true);
+        assert_eq!(o.replayed + o.counted, 1, "offset {n}: {o:?}");
+        assert_eq!(o.replayed, u64::from(n < 3), "offset {n}: {o:?}");
+    }
+    let t = text(&new);
+    assert_eq!(
+        sample(
+            &t,
+            &format!("traces_span_metrics_calls_total{{{}}}", pay_labels(0))
+        ),
+        Some(4.0),
+        "each span once:\n{t}"
+    );
+    assert_eq!(
+        sample(
+            &t,
+            &format!(
+                "traces_span_metrics_duration_seconds_count{{{}}}",
+                pay_labels(0)
+            )
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(&t, "traces_span_metrics_duration_seconds_bucket{partition=\"0\",service_name=\"checkout\",span_kind=\"SPAN_KIND_SERVER\",span_name=\"pay\",status_code=\"STATUS_CODE_UNSET\",le=\"0.004\"}"),
+        Some(4.0),
+        "the buckets travel too:\n{t}"
+    );
+    assert_eq!(new.restored_replays(), 2);
+    // Past the position the commit marks no longer apply: a new record counts.
+    let o = new.observe_record(&[server(4, "pay", 3_000_000)], 0, 4, false);
+    assert_eq!(o.counted, 1);
+}
+
+#[test]
+fn a_state_counted_with_other_buckets_or_dimensions_is_not_restored() {
+    let mut old = RedMetrics::new(&per_partition()).unwrap();
+    old.observe_record(&[server(0, "pay", 3_000_000)], 2, 0, false);
+    let state = old.export(2);
+    let other_buckets = RedMetrics::new(&RedConfig {
+        buckets: Some(vec![0.1, 1.0]),
+        ..per_partition()
+    })
+    .unwrap();
+    assert!(matches!(
+        other_buckets.restore(2, Some(&state), Some(1)),
+        Err(RedStateError::Buckets {
+            found: 16,
+            configured: 2
+        })
+    ));
+    assert_eq!(other_buckets.series(), 0);
+    let other_dims = RedMetrics::new(&RedConfig {
+        dimensions: vec![Dimension {
+            name: "http.route".into(),
+            default: None,
+        }],
+        ..per_partition()
+    })
+    .unwrap();
+    assert!(matches!(
+        other_dims.restore(2, Some(&state), Some(1)),
+        Err(RedStateError::Dimensions { .. })
+    ));
+}
+
+#[test]
+fn without_per_partition_only_the_commit_marks_skip_replays() {
+    let mut red = RedMetrics::new(&cfg()).unwrap();
+    assert_eq!(
+        red.observe_record(&[server(0, "pay", 1)], 3, 7, true),
+        Observed::default(),
+        "counted before: skipped, and not a restored replay"
+    );
+    assert_eq!(
+        red.observe_record(&[server(1, "pay", 1)], 3, 8, false)
+            .counted,
+        1
+    );
+    let t = text(&red);
+    assert!(!t.contains("partition="), "{t}");
 }

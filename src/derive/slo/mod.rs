@@ -61,7 +61,7 @@ pub use config::{
     AttributionConfig, AvailabilityIndicator, Indicator, LatencyIndicator, Selector, SloConfig,
     SloError, SloSpec,
 };
-pub use state::{PartitionState, Position, StateError};
+pub use state::{PartitionState, Position, RekeyedMark, StateError};
 pub use window::Window;
 
 use crate::model::{JoinedLog, SpanSummary, StatusCode};
@@ -257,12 +257,11 @@ impl SloEngine {
         counted_before: bool,
         spans: &[SpanSummary],
     ) -> bool {
+        // A restored state is the partition's truth until it is revoked: an earlier owner's
+        // commit may mark records past the state's position (its seen mark ran ahead of its
+        // last write), and those are not in the restored windows.
         let skip = match self.counted_below.get(&partition) {
-            Some(below) if offset < *below => true,
-            Some(_) => {
-                self.counted_below.remove(&partition);
-                false
-            }
+            Some(below) => offset < *below,
             None => counted_before,
         };
         if skip {

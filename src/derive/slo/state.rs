@@ -45,6 +45,20 @@ pub struct Position {
     pub offset: i64,
 }
 
+/// Per input partition whose spans are re-keyed into the join partition, the newest piece the
+/// state counted (the pipeline's to fill, like `positions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RekeyedMark {
+    /// The input topic.
+    pub topic: String,
+    /// The input partition.
+    pub partition: i32,
+    /// The input record's offset.
+    pub offset: i64,
+    /// Which piece of that record.
+    pub piece: u32,
+}
+
 /// One partition's SLO state (module docs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartitionState {
@@ -59,6 +73,13 @@ pub struct PartitionState {
     pending: Vec<PendingState>,
     #[serde(default)]
     orphans: Vec<OrphanState>,
+    /// The partition's RED series, with `metrics.red.per_partition` (`derive::red`'s to fill
+    /// and read, like `positions` is the pipeline's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub red: Option<crate::derive::red::RedPartitionState>,
+    /// The newest re-keyed piece counted, per input partition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rekeyed: Vec<RekeyedMark>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,6 +147,21 @@ fn sli(g: &super::window::Grid) -> Vec<(i64, u64, u64)> {
 }
 
 impl PartitionState {
+    /// A state holding nothing yet (the changelog of a deployment without SLOs carries only
+    /// the RED series).
+    pub fn new(partition: i32) -> Self {
+        PartitionState {
+            version: VERSION,
+            partition,
+            positions: Vec::new(),
+            slos: Vec::new(),
+            pending: Vec::new(),
+            orphans: Vec::new(),
+            red: None,
+            rekeyed: Vec::new(),
+        }
+    }
+
     /// The changelog value.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -241,6 +277,8 @@ impl SloEngine {
             slos,
             pending,
             orphans,
+            red: None,
+            rekeyed: Vec::new(),
         }
     }
 

@@ -78,9 +78,10 @@ impl Shared {
 }
 
 impl Shared {
-    /// Whether SLOs are on.
-    pub(in crate::pipeline) fn has_slo(&self) -> bool {
-        self.slo.is_some()
+    /// Whether some derived state outlives a join window and so needs the state changelog:
+    /// the SLO windows, or RED series counted per partition.
+    pub(in crate::pipeline) fn has_changelogged_state(&self, config: &Config) -> bool {
+        self.slo.is_some() || (self.red.is_some() && config.metrics.red.per_partition)
     }
 }
 
@@ -194,12 +195,22 @@ impl Worker {
                 // Like the state bounds, the in-flight bound is the process's.
                 (config.limits.max_in_flight / shared.open_traces.len()).max(1),
             ),
-            slo_state: match (&shared.slo, shared.slo_changelog_partitions) {
-                (Some(slo), Some(partitions)) => Some(
-                    SloChangelog::new(&config, slo.clone(), partitions, index)
-                        .map_err(PipelineError::from)?,
+            slo_state: match shared.slo_changelog_partitions {
+                Some(partitions) => Some(
+                    SloChangelog::new(
+                        &config,
+                        shared.slo.clone(),
+                        shared
+                            .red
+                            .as_ref()
+                            .filter(|_| config.metrics.red.per_partition)
+                            .map(RedMetrics::for_another_worker),
+                        partitions,
+                        index,
+                    )
+                    .map_err(PipelineError::from)?,
                 ),
-                _ => None,
+                None => None,
             },
             health,
             spans_buf: Vec::new(),

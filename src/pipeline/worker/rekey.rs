@@ -23,6 +23,10 @@ use std::sync::Arc;
 const SOURCE_TOPIC: &str = "tracejoin.source.topic";
 const SOURCE_PARTITION: &str = "tracejoin.source.partition";
 const SOURCE_OFFSET: &str = "tracejoin.source.offset";
+/// Which piece of its input record a re-keyed record is (0, 1, … in the order produced): with
+/// the offset, a re-keyed record's place in its input partition, so that a record re-keyed
+/// again after a crash is known for a copy (`SloChangelog::rekeyed_replay`).
+const SOURCE_PIECE: &str = "tracejoin.source.piece";
 
 /// The internal topics.
 pub(in crate::pipeline) struct Targets {
@@ -50,24 +54,30 @@ impl From<SplitError> for Refused {
     }
 }
 
-/// The input record a re-keyed record was cut from, from its headers.
-pub(super) fn source_origin(m: &BorrowedMessage<'_>, topics: &TopicTable) -> Option<Origin> {
+/// The input record a re-keyed record was cut from, and which piece of it the record is (if
+/// its producer said), from its headers.
+pub(super) fn source_origin(
+    m: &BorrowedMessage<'_>,
+    topics: &TopicTable,
+) -> Option<(Origin, Option<u32>)> {
     let headers = m.headers()?;
-    let (mut topic, mut partition, mut offset) = (None, None, None);
+    let (mut topic, mut partition, mut offset, mut piece) = (None, None, None, None);
     for h in headers.iter() {
         let v = h.value.and_then(|v| std::str::from_utf8(v).ok());
         match h.key {
             SOURCE_TOPIC => topic = v.and_then(|t| topics.index(t)),
             SOURCE_PARTITION => partition = v.and_then(|p| p.parse().ok()),
             SOURCE_OFFSET => offset = v.and_then(|o| o.parse().ok()),
+            SOURCE_PIECE => piece = v.and_then(|p| p.parse().ok()),
             _ => {}
         }
     }
-    Some(Origin {
+    let origin = Origin {
         topic: topic?,
         partition: partition?,
         offset: offset?,
-    })
+    };
+    Some((origin, piece))
 }
 
 impl Worker {
@@ -106,7 +116,7 @@ impl Worker {
         );
         let source = self.topics.name(origin.topic);
         metrics().rekeyed(source, self.parts.len() as u64);
-        let headers = OwnedHeaders::new_with_capacity(3)
+        let headers = OwnedHeaders::new_with_capacity(4)
             .insert(Header {
                 key: SOURCE_TOPIC,
                 value: Some(source),
@@ -120,14 +130,17 @@ impl Worker {
                 value: Some(&origin.offset.to_string()),
             });
         let timestamp_ms = m.timestamp().to_millis();
-        for (trace, bytes) in self.parts.drain(..) {
+        for (n, (trace, bytes)) in self.parts.drain(..).enumerate() {
             let key = trace.kafka_key();
             let record = OutRecord {
                 topic: target.clone(),
                 partition: key.map(|k| internal_partition(&k, self.rekey.partitions)),
                 key: key.map(|k| k.to_vec()),
                 payload: bytes,
-                headers: Some(headers.clone()),
+                headers: Some(headers.clone().insert(Header {
+                    key: SOURCE_PIECE,
+                    value: Some(&n.to_string()),
+                })),
                 ack: ack.clone(),
                 event_time_nanos: None,
                 timestamp_ms,
