@@ -89,6 +89,10 @@ pub(super) async fn create_topic(config: &Config, partitions: i32) -> Result<i32
     Ok(existing.unwrap_or(partitions.max(1)))
 }
 
+/// Per input partition (topic index, partition), the newest re-keyed piece counted:
+/// (input offset, piece).
+type NewestPieces = HashMap<(u16, i32), (i64, u32)>;
+
 /// A write on its way: the positions it makes committable once the broker has it.
 struct InFlight {
     positions: Vec<(PartitionKey, i64)>,
@@ -115,7 +119,7 @@ pub(super) struct SloChangelog {
     /// Per join partition, per input partition whose spans are re-keyed into it, the newest
     /// piece counted: (input offset, piece). A re-keyed record at or below it is a copy made
     /// when the re-keying stage replayed its input after a crash.
-    rekeyed: HashMap<i32, HashMap<(u16, i32), (i64, u32)>>,
+    rekeyed: HashMap<i32, NewestPieces>,
     /// Per join partition restored, its spans source's position in the restored state. Until
     /// the replay passes it, a new state must not claim less: its counts hold everything below.
     restored: HashMap<i32, i64>,
