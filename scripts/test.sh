@@ -14,6 +14,10 @@ scripts/kafka.sh install
 scripts/victorialogs.sh install
 scripts/prometheus.sh install
 scripts/collector.sh install
+scripts/helm.sh install
+TRACEJOIN_HELM="$(scripts/helm.sh bin)"
+TRACEJOIN_K8S_CHECK="$(scripts/helm.sh checker)"
+export TRACEJOIN_HELM TRACEJOIN_K8S_CHECK
 TRACEJOIN_PYTHON="$(scripts/python-env.sh)"
 export TRACEJOIN_PYTHON
 

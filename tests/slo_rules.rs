@@ -212,5 +212,8 @@ fn the_health_alerts_read_only_metrics_tracejoin_defines() {
         .iter()
         .filter(|n| !telemetry.contains(&format!("\"{n}\"")))
         .collect();
-    assert!(missing.is_empty(), "alerts read metrics tracejoin does not define: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "alerts read metrics tracejoin does not define: {missing:?}"
+    );
 }
