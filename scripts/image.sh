@@ -42,9 +42,9 @@ run_test() {
   b=(buildah --storage-driver vfs --root "$work/storage" --runroot "$work/run")
   trap cleanup EXIT
 
-  # The release binary the tests just used (scripts/test.sh runs this after cargo test --release);
-  # built if missing.
-  local bin="${CARGO_TARGET_DIR:-$repo/target}/release/tracejoin"
+  # The release binary the tests just used (scripts/test.sh runs this after cargo test --release;
+  # TRACEJOIN_BIN if set, as for the process tests); built if missing.
+  local bin="${TRACEJOIN_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/tracejoin}"
   [[ "$bin" = /* ]] || bin="$repo/$bin"
   if [ ! -x "$bin" ]; then
     log "image: building the release binary"
