@@ -16,38 +16,15 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
 prefix="$TRACEJOIN_CACHE/helm"
 
-# module_hash DIR: of go.mod, go.sum and the module's own .go files (the helm module has none).
-module_hash() {
-  find "$1" -maxdepth 1 \( -name go.mod -o -name go.sum -o -name '*.go' \) -print0 | sort -z \
-    | xargs -0 cat | sha256sum | cut -c1-16
-}
 helm_module="$here/../deploy/helm/tool"
 check_module="$here/../deploy/helm/check"
 helm_bin="$prefix/$(module_hash "$helm_module")/helm"
 check_bin="$prefix/$(module_hash "$check_module")/tracejoin-k8s-check"
 
-# build NAME MODULE OUT PACKAGE
-build() {
-  local name="$1" module="$2" out="$3" pkg="$4"
-  if [ -x "$out" ]; then return 0; fi
-  command -v go >/dev/null || { log "$name: Go is missing"; exit 1; }
-  mkdir -p "$(dirname "$out")"
-  go_env
-  log "$name: building with the machine's Go configuration"
-  local t0 t1; t0=$(date +%s)
-  (cd "$module" && GOFLAGS="-buildvcs=false -mod=readonly" \
-    go build -trimpath -ldflags="-s -w" -o "$out.tmp" "$pkg" >&2)
-  mv "$out.tmp" "$out"
-  t1=$(date +%s)
-  log "$name: built in $((t1 - t0)) s -> $out"
-  printf '%s %s build_seconds=%s go=%s\n' "$(date -u +%FT%TZ)" "$out" "$((t1 - t0))" \
-    "$(go env GOVERSION)" >> "$prefix/build-times"
-}
-
 case "${1:-}" in
   install)
-    build helm "$helm_module" "$helm_bin" helm.sh/helm/v4/cmd/helm
-    build k8s-check "$check_module" "$check_bin" . ;;
+    go_build_cached helm "$helm_module" "$helm_bin" helm.sh/helm/v4/cmd/helm
+    go_build_cached k8s-check "$check_module" "$check_bin" . ;;
   bin)
     if [ -x "$helm_bin" ]; then echo "$helm_bin"
     else log "helm: not built; run scripts/helm.sh install"; exit 1; fi ;;

@@ -18,6 +18,9 @@ scripts/helm.sh install
 TRACEJOIN_HELM="$(scripts/helm.sh bin)"
 TRACEJOIN_K8S_CHECK="$(scripts/helm.sh checker)"
 export TRACEJOIN_HELM TRACEJOIN_K8S_CHECK
+scripts/compose.sh install
+TRACEJOIN_COMPOSE_CHECK="$(scripts/compose.sh checker)"
+export TRACEJOIN_COMPOSE_CHECK
 scripts/image.sh install
 TRACEJOIN_PYTHON="$(scripts/python-env.sh)"
 export TRACEJOIN_PYTHON
