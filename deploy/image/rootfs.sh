@@ -12,8 +12,10 @@ src="$(cd "$(dirname "$0")/../.." && pwd)"
 packages=(libc6 libssl3 zlib1g libgcc-s1)
 
 mkdir -p "$debs" "$dir"
+# apt-get download needs the package lists: on a fresh machine (or image), update them once.
 (cd "$debs" && for p in "${packages[@]}"; do
-  ls "${p}"_*.deb >/dev/null 2>&1 || apt-get download -qq "$p" 2>/dev/null >&2 || apt-get download "$p" >&2
+  ls "${p}"_*.deb >/dev/null 2>&1 || apt-get download -qq "$p" 2>/dev/null >&2 \
+    || { apt-get update -qq >&2; apt-get download "$p" >&2; }
 done)
 for p in "${packages[@]}"; do dpkg-deb -x "$(ls "$debs/${p}"_*.deb | head -1)" "$dir"; done
 # Only what a process needs at run time: no docs, no locales, no gconv modules.
