@@ -63,3 +63,29 @@ go_env() {
     GOMODCACHE="$TRACEJOIN_CACHE/go/mod" GOCACHE="$TRACEJOIN_CACHE/go/build"
   log "go: $(go env GOVERSION), GOPROXY=$(go env GOPROXY)"
 }
+
+# module_hash DIR: a hash of a Go module's go.mod, go.sum and own .go files, to name its build.
+module_hash() {
+  find "$1" -maxdepth 1 \( -name go.mod -o -name go.sum -o -name '*.go' \) -print0 | sort -z \
+    | xargs -0 cat | sha256sum | cut -c1-16
+}
+
+# go_build_cached NAME MODULE OUT PACKAGE: builds PACKAGE of the Go module in MODULE to OUT unless
+# OUT exists (name OUT by module_hash, so an edit builds anew), with the machine's Go
+# configuration (go_env); the build's time is appended to build-times beside OUT's folder.
+go_build_cached() {
+  local name="$1" module="$2" out="$3" pkg="$4"
+  if [ -x "$out" ]; then return 0; fi
+  command -v go >/dev/null || { log "$name: Go is missing"; exit 1; }
+  mkdir -p "$(dirname "$out")"
+  go_env
+  log "$name: building with the machine's Go configuration"
+  local t0 t1; t0=$(date +%s)
+  (cd "$module" && GOFLAGS="-buildvcs=false -mod=readonly" \
+    go build -trimpath -ldflags="-s -w" -o "$out.tmp" "$pkg" >&2)
+  mv "$out.tmp" "$out"
+  t1=$(date +%s)
+  log "$name: built in $((t1 - t0)) s -> $out"
+  printf '%s %s build_seconds=%s go=%s\n' "$(date -u +%FT%TZ)" "$out" "$((t1 - t0))" \
+    "$(go env GOVERSION)" >> "$(dirname "$(dirname "$out")")/build-times"
+}

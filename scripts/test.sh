@@ -14,6 +14,14 @@ scripts/kafka.sh install
 scripts/victorialogs.sh install
 scripts/prometheus.sh install
 scripts/collector.sh install
+scripts/helm.sh install
+TRACEJOIN_HELM="$(scripts/helm.sh bin)"
+TRACEJOIN_K8S_CHECK="$(scripts/helm.sh checker)"
+export TRACEJOIN_HELM TRACEJOIN_K8S_CHECK
+scripts/compose.sh install
+TRACEJOIN_COMPOSE_CHECK="$(scripts/compose.sh checker)"
+export TRACEJOIN_COMPOSE_CHECK
+scripts/image.sh install
 TRACEJOIN_PYTHON="$(scripts/python-env.sh)"
 export TRACEJOIN_PYTHON
 
@@ -47,6 +55,8 @@ cargo fmt --check
 cargo clippy --release --lib --bins --tests --examples --benches -- -D warnings
 log "cargo test (release profile: the same build the demo and benches use)"
 cargo test --release --lib --bins --tests --examples -- --test-threads 2
+log "the container image: Dockerfile built with buildah, run as its user on a read-only root"
+scripts/image.sh test
 log "benches, once each in criterion's test mode (they must build and run; timings come from cargo bench)"
 cargo test --release --benches
 log "suite finished in $(( $(date +%s) - started )) s"

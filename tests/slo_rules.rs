@@ -190,3 +190,30 @@ fn promtool_accepts_the_exposition_but_for_sloths_colons() {
         );
     }
 }
+
+/// The alerts on tracejoin's own health (`rules/alerts/tracejoin.yaml`) read only self-metrics
+/// that `src/telemetry/mod.rs` defines: a renamed metric breaks this test, not the alert in
+/// production (where a missing series is silence, not an error).
+#[test]
+fn the_health_alerts_read_only_metrics_tracejoin_defines() {
+    let telemetry = std::fs::read_to_string(root().join("src/telemetry/mod.rs")).unwrap();
+    let text = std::fs::read_to_string(root().join("rules/alerts/tracejoin.yaml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mut read = BTreeSet::new();
+    for g in doc["groups"].as_sequence().unwrap() {
+        for r in g["rules"].as_sequence().unwrap() {
+            read.extend(names_in(r["expr"].as_str().unwrap(), |n| {
+                n.starts_with("tracejoin_")
+            }));
+        }
+    }
+    assert!(read.len() >= 6, "the health alerts read {read:?}");
+    let missing: Vec<_> = read
+        .iter()
+        .filter(|n| !telemetry.contains(&format!("\"{n}\"")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "alerts read metrics tracejoin does not define: {missing:?}"
+    );
+}
