@@ -514,6 +514,26 @@ impl Metrics {
     }
 }
 
+/// A Loki batch's first failed attempt (it is retried): the reason, with a TLS failure named in
+/// the operator's terms (`TLS: the server's certificate is not signed by a trusted CA …`). Once
+/// per failing batch, not per attempt; `tracejoin_loki_batches_failing` says how long it lasts.
+pub fn loki_push_failing(reason: &str) {
+    tracing::warn!(%reason, "loki push failed; retrying (the batch's offsets stay uncommitted)");
+}
+
+/// `outputs.loki.tls.insecure_skip_verify` is on.
+pub fn loki_tls_verification_off() {
+    tracing::warn!(
+        "outputs.loki.tls.insecure_skip_verify is on: the server's certificate is not verified"
+    );
+}
+
+/// A connection to the HTTPS `/metrics` endpoint failed its TLS handshake (a plain-HTTP client,
+/// an untrusted or missing client certificate). Debug level: anyone on the network can cause it.
+pub fn metrics_tls_handshake_failed(peer: std::net::SocketAddr, error: &std::io::Error) {
+    tracing::debug!(%peer, %error, "/metrics: TLS handshake failed");
+}
+
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 /// The process's metrics.

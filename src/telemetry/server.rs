@@ -191,6 +191,19 @@ pub async fn serve_with_auth(
     auth: BasicAuth,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
+    serve_with(addr, health, auth, None, shutdown).await
+}
+
+/// `serve`, with `/metrics` behind `auth`, and every path over HTTPS when `tls` is given
+/// (`metrics.tls`: its client verifier, if any, applies to the probes too — the whole port
+/// speaks only TLS).
+pub async fn serve_with(
+    addr: SocketAddr,
+    health: Health,
+    auth: BasicAuth,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
@@ -201,12 +214,100 @@ pub async fn serve_with_auth(
             health,
             auth: Arc::new(auth),
         });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-    });
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await;
+            });
+        }
+        Some(config) => {
+            let listener = TlsListener::new(listener, config, shutdown.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await;
+            });
+        }
+    }
     Ok(bound)
+}
+
+/// Longest a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A listener whose connections have finished their TLS handshake. Handshakes run in their own
+/// tasks, so a slow or silent client (or a plain-HTTP one, refused by the handshake) holds up no
+/// other connection; the finished ones come through a channel.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(
+        tcp: tokio::net::TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let local = tcp.local_addr().expect("bound");
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    accepted = tcp.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(_) => {
+                            // Out of file descriptors and the like: axum's own listener waits too.
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => super::metrics_tls_handshake_failed(peer, &e),
+                        Err(_) => super::metrics_tls_handshake_failed(
+                            peer,
+                            &std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "handshake timed out",
+                            ),
+                        ),
+                    }
+                });
+            }
+        });
+        TlsListener { ready, local }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            // The accept loop ended (shutdown): nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 #[cfg(test)]
