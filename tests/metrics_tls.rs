@@ -223,6 +223,18 @@ async fn prometheus_scrapes_over_https_with_a_client_certificate() {
         assert!(Instant::now() < deadline, "no stored sample: {q}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let log_path = process.log.clone();
     let status = process.terminate(Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
+    // Nothing secret in what the process printed: not the scrape password, not a line of the
+    // server's private key.
+    let printed = std::fs::read_to_string(&log_path).unwrap();
+    let key = std::fs::read_to_string(tls.join("server.key")).unwrap();
+    let key_line = key.lines().nth(1).unwrap();
+    assert!(!printed.contains(PASSWORD), "the password was printed");
+    assert!(!printed.contains(key_line), "the private key was printed");
+    assert!(
+        printed.contains("scheme=\"https\"") || printed.contains("scheme=https"),
+        "{printed}"
+    );
 }

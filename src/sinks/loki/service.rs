@@ -381,7 +381,7 @@ impl LokiClient {
     pub(crate) fn new(cfg: &LokiConfig) -> Result<Self, LokiError> {
         let url = reqwest::Url::parse(&cfg.push_url()).map_err(|e| {
             LokiError::Config(super::config::LokiConfigError::Invalid {
-                key: "loki.endpoint".into(),
+                key: "outputs.loki.endpoint".into(),
                 value: cfg.push_url(),
                 reason: e.to_string(),
             })
@@ -398,11 +398,11 @@ impl LokiClient {
             Some(AuthConfig::Basic { user, password }) => Some(Auth::Basic {
                 user: user.clone(),
                 password: SecretCell::new(password)
-                    .map_err(|e| secret_err("loki.auth.basic.password", e))?,
+                    .map_err(|e| secret_err("outputs.loki.auth.basic.password", e))?,
             }),
             Some(AuthConfig::Bearer { token }) => Some(Auth::Bearer {
                 token: SecretCell::new(token)
-                    .map_err(|e| secret_err("loki.auth.bearer.token", e))?,
+                    .map_err(|e| secret_err("outputs.loki.auth.bearer.token", e))?,
             }),
         };
         let mut http = reqwest::Client::builder()
