@@ -94,7 +94,7 @@ impl ConnectError {
     }
 
     /// Classifies one report of librdkafka's error callback; `None`: not a security failure.
-    fn classify(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<ConnectError> {
+    pub(crate) fn classify(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<ConnectError> {
         let detail = reason.to_string();
         let lower = reason.to_ascii_lowercase();
         let refused_alert = [
@@ -289,6 +289,39 @@ mod tests {
                 rdkafka::util::get_rdkafka_version()
             );
         }
+    }
+
+    /// What the README says of OIDC: this librdkafka is built without curl, so
+    /// `sasl.oauthbearer.method=oidc` is refused when the client is made. Fails (so the README
+    /// gets updated) the day rdkafka's `curl` feature is turned on.
+    #[test]
+    fn oidc_is_not_in_this_build() {
+        let features = ClientConfig::new()
+            .create_native_config()
+            .unwrap()
+            .get("builtin.features")
+            .unwrap();
+        assert!(
+            !features.split(',').any(|f| f == "oidc" || f == "http"),
+            "{features}"
+        );
+        let refused = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanisms", "OAUTHBEARER")
+            .set("sasl.oauthbearer.method", "oidc")
+            .set("sasl.oauthbearer.client.id", "tracejoin")
+            .set("sasl.oauthbearer.client.secret", "planted-oidc-secret")
+            .set(
+                "sasl.oauthbearer.token.endpoint.url",
+                "http://127.0.0.1:1/token",
+            )
+            .create::<BaseProducer>();
+        let e = refused
+            .err()
+            .expect("oidc refused without curl")
+            .to_string();
+        eprintln!("builtin.features={features}; oidc: {e}");
     }
 
     #[test]

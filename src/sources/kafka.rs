@@ -12,12 +12,13 @@ use super::ack::{parse_seen_metadata, seen_metadata, CommittableOffsets};
 use super::PartitionKey;
 use crate::config::{Config, GroupProtocol, KafkaProperties};
 use crate::decode::logline::InputLogFormat;
+use crate::telemetry::server::Health;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -289,11 +290,24 @@ pub struct SourceContext {
     trouble: BrokerTrouble,
     gate: Arc<StartGate>,
     worker: usize,
+    /// Where a refusal of the running consumer is reported (`/readyz`).
+    health: Health,
+    /// A refusal was reported since the last statistics report.
+    refused_lately: AtomicBool,
 }
 
 impl ClientContext for SourceContext {
     /// librdkafka's statistics (every `statistics.interval.ms`): consumer lag per partition.
     fn stats(&self, stats: rdkafka::Statistics) {
+        // Accepted again: no refusal since the last report, and a broker connection is up.
+        let refused = self.refused_lately.swap(false, Ordering::Relaxed);
+        let up = stats
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        if !refused && up && self.health.set_kafka_refused(self.worker, None) {
+            crate::telemetry::kafka_accepted_again(self.worker);
+        }
         for (topic, t) in &stats.topics {
             if self.topics.index(topic).is_none() {
                 continue;
@@ -312,7 +326,18 @@ impl ClientContext for SourceContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.trouble.record();
-        tracing::warn!(%error, reason, "kafka client error");
+        match crate::sources::connect::ConnectError::classify(error.rdkafka_error_code(), reason) {
+            // The cluster refuses the running consumer (a password rotated on the brokers only,
+            // a user deleted, a certificate expired): not ready until accepted again.
+            Some(refusal) => {
+                self.refused_lately.store(true, Ordering::Relaxed);
+                let first = self
+                    .health
+                    .set_kafka_refused(self.worker, Some(refusal.to_string()));
+                crate::telemetry::kafka_refused_while_running(self.worker, &refusal, first);
+            }
+            None => tracing::warn!(%error, reason, "kafka client error"),
+        }
     }
 }
 
@@ -507,6 +532,7 @@ pub fn subscribe(
     committable: CommittableOffsets,
     trouble: BrokerTrouble,
     gate: Arc<StartGate>,
+    health: Health,
 ) -> KafkaResult<(
     Arc<SourceConsumer>,
     mpsc::UnboundedReceiver<AssignmentChange>,
@@ -562,6 +588,8 @@ pub fn subscribe(
         trouble,
         gate,
         worker,
+        health,
+        refused_lately: AtomicBool::new(false),
     })?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;

@@ -30,6 +30,9 @@ pub struct Health {
     ready: Arc<AtomicU64>,
     /// Why the process cannot become ready (a refused connection to Kafka), for `/readyz`.
     problem: Arc<std::sync::Mutex<Option<String>>>,
+    /// Workers whose running consumer the cluster refuses (after start-up), and why: the
+    /// process is not ready while any is.
+    refused: Arc<std::sync::Mutex<std::collections::BTreeMap<usize, String>>>,
     extra: Arc<std::sync::Mutex<Vec<Registry>>>,
     exemplars: Arc<std::sync::Mutex<Vec<ExemplarSource>>>,
 }
@@ -63,9 +66,23 @@ impl Health {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
-    /// Whether ready.
+    /// Whether ready: a member of the group, and no running consumer refused by the cluster.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) != 0
+        self.ready.load(Ordering::Relaxed) != 0 && self.kafka_refused().is_none()
+    }
+    /// Worker `worker`'s consumer is refused by the cluster (`Some(why)`, scrubbed) or accepted
+    /// again (`None`). Returns whether that changed anything.
+    pub fn set_kafka_refused(&self, worker: usize, why: Option<String>) -> bool {
+        let mut r = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        match why {
+            Some(w) => r.insert(worker, w).is_none(),
+            None => r.remove(&worker).is_some(),
+        }
+    }
+    /// Why the cluster refuses a running consumer, if it does (the lowest worker's reason).
+    pub fn kafka_refused(&self) -> Option<String> {
+        let r = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter().next().map(|(w, why)| format!("worker {w}: {why}"))
     }
     /// Adds a registry whose metrics `/metrics` renders too.
     pub fn add_registry(&self, r: Registry) {
@@ -161,6 +178,11 @@ async fn metrics_handler(State(app): State<App>, headers: HeaderMap) -> Response
 async fn ready_handler(State(App { health: h, .. }): State<App>) -> impl IntoResponse {
     if h.is_ready() {
         (StatusCode::OK, "ready\n".to_string())
+    } else if let Some(refused) = h.kafka_refused() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the cluster refuses the running consumer ({refused})\n"),
+        )
     } else if let Some(problem) = h.problem() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -313,6 +335,47 @@ impl axum::serve::Listener for TlsListener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A running consumer the cluster refuses makes the process not ready, with the reason in
+    /// `/readyz`, until every refused worker is accepted again.
+    #[tokio::test]
+    async fn a_refusal_after_start_up_turns_readyz_false_until_accepted() {
+        let health = Health::default();
+        health.set_worker_ready(0, true);
+        health.set_worker_ready(1, true);
+        let shutdown = CancellationToken::new();
+        let addr = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            health.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let readyz = || async {
+            let r = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        };
+        assert_eq!(readyz().await.0, 200);
+        assert!(health.set_kafka_refused(1, Some("kafka SASL authentication failed".into())));
+        assert!(
+            !health.set_kafka_refused(1, Some("again".into())),
+            "not a change"
+        );
+        assert!(health.set_kafka_refused(0, Some("kafka SASL authentication failed".into())));
+        let (status, body) = readyz().await;
+        assert_eq!(status, 503);
+        assert!(
+            body.contains(
+                "refuses the running consumer (worker 0: kafka SASL authentication failed)"
+            ),
+            "{body}"
+        );
+        assert!(health.set_kafka_refused(0, None));
+        assert!(!health.is_ready(), "worker 1 is still refused");
+        assert!(health.set_kafka_refused(1, None));
+        assert_eq!(readyz().await.0, 200);
+        shutdown.cancel();
+    }
 
     /// Prometheus' web-config behaviour: `/metrics` answers 401 with a Basic challenge unless
     /// the credentials are a listed user's; the probes stay open.

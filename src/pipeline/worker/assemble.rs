@@ -112,6 +112,7 @@ impl Worker {
             ledger.published(),
             trouble.clone(),
             shared.gate.clone(),
+            health.clone(),
         )?;
 
         let mut observers: Vec<Box<dyn Observer>> = Vec::new();
