@@ -2,7 +2,8 @@
 # System packages the build and the tests need, from Debian's archive; a no-op when present.
 #   scripts/install-deps.sh build   only what building tracejoin needs (the demo)
 #   scripts/install-deps.sh         that, and what the tests need
-# pkg-config, libssl-dev, g++, make: librdkafka (bundled) with TLS; python3-venv: the
+# pkg-config, libssl-dev, g++, make: librdkafka (bundled) with TLS; libcurl4-openssl-dev: its
+# OAUTHBEARER OIDC token requests; python3-venv: the
 # OpenTelemetry SDK env; maven + a JDK: the Kafka broker; prometheus: the real Prometheus;
 # openssl: the test certificates; socat: the client-certificate TLS port in front of VictoriaLogs.
 set -euo pipefail
@@ -10,6 +11,7 @@ set -euo pipefail
 need=()
 command -v pkg-config >/dev/null || need+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
+dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || need+=(libcurl4-openssl-dev)
 command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 if [ "${1:-all}" != build ]; then
