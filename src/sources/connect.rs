@@ -41,7 +41,7 @@ pub enum ConnectError {
         detail: String,
     },
     /// The broker refused the SASL credentials.
-    #[error("kafka SASL authentication failed (check sasl.username / sasl.password and sasl.mechanisms): {detail}")]
+    #[error("kafka SASL authentication failed (check sasl.mechanisms and the credentials: sasl.username / sasl.password, or the sasl.oauthbearer.* client): {detail}")]
     Authentication {
         /// librdkafka's report.
         detail: String,

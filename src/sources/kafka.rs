@@ -18,7 +18,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -292,20 +292,28 @@ pub struct SourceContext {
     worker: usize,
     /// Where a refusal of the running consumer is reported (`/readyz`).
     health: Health,
-    /// A refusal was reported since the last statistics report.
-    refused_lately: AtomicBool,
+    /// The last refusal's report, if any.
+    last_refusal: BrokerTrouble,
 }
+
+/// How long a refused consumer must go without a refusal (and with a broker connection up) to
+/// be ready again: longer than librdkafka's retry of a failed OAUTHBEARER token refresh (10 s),
+/// so a refusal repeated at that pace never lets readiness flap back.
+const ACCEPTED_AFTER: Duration = Duration::from_secs(15);
 
 impl ClientContext for SourceContext {
     /// librdkafka's statistics (every `statistics.interval.ms`): consumer lag per partition.
     fn stats(&self, stats: rdkafka::Statistics) {
-        // Accepted again: no refusal since the last report, and a broker connection is up.
-        let refused = self.refused_lately.swap(false, Ordering::Relaxed);
+        // Accepted again: no refusal for a while, and a broker connection is up.
+        let quiet = self
+            .last_refusal
+            .last()
+            .is_none_or(|t| t.elapsed() >= ACCEPTED_AFTER);
         let up = stats
             .brokers
             .values()
             .any(|b| b.nodeid >= 0 && b.state == "UP");
-        if !refused && up && self.health.set_kafka_refused(self.worker, None) {
+        if quiet && up && self.health.set_kafka_refused(self.worker, None) {
             crate::telemetry::kafka_accepted_again(self.worker);
         }
         for (topic, t) in &stats.topics {
@@ -330,7 +338,7 @@ impl ClientContext for SourceContext {
             // The cluster refuses the running consumer (a password rotated on the brokers only,
             // a user deleted, a certificate expired): not ready until accepted again.
             Some(refusal) => {
-                self.refused_lately.store(true, Ordering::Relaxed);
+                self.last_refusal.record();
                 let first = self
                     .health
                     .set_kafka_refused(self.worker, Some(refusal.to_string()));
@@ -589,7 +597,7 @@ pub fn subscribe(
         gate,
         worker,
         health,
-        refused_lately: AtomicBool::new(false),
+        last_refusal: BrokerTrouble::default(),
     })?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
