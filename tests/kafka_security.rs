@@ -516,14 +516,14 @@ async fn over_oauthbearer_oidc_with_exact_acls_everything_flows() {
     }
 }
 
-/// A refusal after start-up: tokens valid for 8 s (librdkafka refreshes them at 80 % of their
+/// A refusal after start-up: tokens valid for 20 s (librdkafka refreshes them at 80 % of their
 /// life), then the identity provider refuses the client. The failed refresh is a refusal of the
 /// running consumer: `/readyz` turns 503 naming it; once the provider accepts the client again,
 /// `/readyz` is 200 again. The process stays up throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_after_start_up_turns_readyz_false_until_accepted_again() {
     use std::sync::atomic::Ordering::Relaxed;
-    let (token_url, issued, refusing) = token_endpoint(Some(8)).await;
+    let (token_url, issued, refusing) = token_endpoint(Some(20)).await;
     let run = Run::new("oidc-later-").await;
     run.grant(&secure::env("OIDC_PRINCIPAL"), true);
     let auth = Auth::Oidc {

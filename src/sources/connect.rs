@@ -106,7 +106,13 @@ impl ConnectError {
         ]
         .iter()
         .any(|a| lower.contains(a));
+        // librdkafka reports these under `Authentication` too, but they say nothing about the
+        // credentials: the connection dropped during the SASL handshake, or the broker found the
+        // handshake out of sequence (seen on reconnects racing a token refresh). Not refusals.
+        let handshake_glitch = lower.contains("broker transport failure")
+            || lower.contains("request not valid in current sasl state");
         match code {
+            Some(RDKafkaErrorCode::Authentication) if handshake_glitch => None,
             Some(RDKafkaErrorCode::Authentication) => {
                 if lower.contains("ssl") && !lower.contains("sasl") {
                     Some(ConnectError::Tls { detail })
@@ -345,6 +351,27 @@ mod tests {
                 "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused"
             ),
             None
+        );
+        assert_eq!(
+            c(
+                Some(RDKafkaErrorCode::Authentication),
+                "sasl_ssl://127.0.0.1:1/1: SASL OAUTHBEARER mechanism handshake failed: Broker: Request not valid in current SASL state: broker's supported mechanisms:  (after 0ms in state AUTH_HANDSHAKE)"
+            ),
+            None
+        );
+        assert_eq!(
+            c(
+                Some(RDKafkaErrorCode::Authentication),
+                "GroupCoordinator: SASL OAUTHBEARER mechanism handshake failed: Local: Broker transport failure: broker's supported mechanisms: (n/a) (after 0ms in state DOWN)"
+            ),
+            None
+        );
+        assert_eq!(
+            c(
+                Some(RDKafkaErrorCode::Authentication),
+                "Failed to acquire SASL OAUTHBEARER token: {\"error\":\"invalid_client\"}"
+            ),
+            Some("authentication")
         );
         assert_eq!(
             c(
