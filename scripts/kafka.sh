@@ -3,7 +3,8 @@
 #   scripts/kafka.sh install          resolve the jars with Maven (the repositories its own settings
 #                                     name, Maven Central by default) into the cache
 #   scripts/kafka.sh start DIR        start a broker with its data in DIR; prints "BOOTSTRAP=host:port"
-#   scripts/kafka.sh start-secure DIR a secured broker: SASL_SSL (SCRAM-SHA-512) and mTLS listeners,
+#   scripts/kafka.sh start-secure DIR a secured broker: SASL_SSL (SCRAM-SHA-512), mTLS and OAUTHBEARER
+#                                     (SASL_SSL, JWTs checked against a JWKS file) listeners,
 #                                     ACLs (StandardAuthorizer), certificates made in DIR/tls; prints
 #                                     KEY=VALUE lines (SASL_SSL_BOOTSTRAP, MTLS_BOOTSTRAP, CA_FILE, …),
 #                                     also kept in DIR/secure.env
@@ -119,18 +120,29 @@ extendedKeyUsage=serverAuth,clientAuth"
 start_secure() {
   local dir="$1"; install
   mkdir -p "$dir"
-  local sasl mtls ctl; sasl="$(free_port)"; mtls="$(free_port)"; ctl="$(free_port)"
+  local sasl mtls ctl oauth; sasl="$(free_port)"; mtls="$(free_port)"; ctl="$(free_port)"; oauth="$(free_port)"
   local key_pw admin_pw user_pw
   key_pw="$(openssl rand -hex 12)"; admin_pw="$(openssl rand -hex 12)"; user_pw="$(openssl rand -hex 12)"
   certificates "$dir/tls" "$key_pw"
+  # OAUTHBEARER: the broker verifies JWTs against a JWKS file; the token is what a test's token
+  # endpoint hands out to librdkafka's OIDC client-credentials request.
+  python3 "$here/oidc-fixture.py" "$dir/tls" tracejoin-oidc kafka tracejoin-test-idp
+  # Kafka 4 fetches OAuth URLs only when this system property allows them.
+  echo "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=file://$dir/tls/jwks.json -Dorg.apache.kafka.sasl.oauthbearer.allowed.files=$dir/tls/jwks.json" > "$dir/jvm.opts"
   common_properties "$dir" "$ctl" > "$dir/server.properties"
   cat >> "$dir/server.properties" <<PROPS
-listeners=SASL_SSL://127.0.0.1:$sasl,MTLS://127.0.0.1:$mtls,CONTROLLER://127.0.0.1:$ctl
-advertised.listeners=SASL_SSL://127.0.0.1:$sasl,MTLS://127.0.0.1:$mtls
-listener.security.protocol.map=SASL_SSL:SASL_SSL,MTLS:SSL,CONTROLLER:SSL
+listeners=SASL_SSL://127.0.0.1:$sasl,MTLS://127.0.0.1:$mtls,OAUTH://127.0.0.1:$oauth,CONTROLLER://127.0.0.1:$ctl
+advertised.listeners=SASL_SSL://127.0.0.1:$sasl,MTLS://127.0.0.1:$mtls,OAUTH://127.0.0.1:$oauth
+listener.security.protocol.map=SASL_SSL:SASL_SSL,MTLS:SSL,OAUTH:SASL_SSL,CONTROLLER:SSL
 inter.broker.listener.name=MTLS
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
+listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+sasl.oauthbearer.jwks.endpoint.url=file://$dir/tls/jwks.json
+sasl.oauthbearer.expected.audience=kafka
+sasl.oauthbearer.expected.issuer=tracejoin-test-idp
 ssl.keystore.type=PEM
 ssl.keystore.location=$dir/tls/broker.pem
 ssl.truststore.type=PEM
@@ -149,6 +161,9 @@ PROPS
   cat > "$dir/secure.env" <<ENV
 SASL_SSL_BOOTSTRAP=127.0.0.1:$sasl
 MTLS_BOOTSTRAP=127.0.0.1:$mtls
+OAUTH_BOOTSTRAP=127.0.0.1:$oauth
+OIDC_PRINCIPAL=User:tracejoin-oidc
+OIDC_TOKEN_FILE=$dir/tls/oidc-token.jwt
 CA_FILE=$dir/tls/ca.crt
 ADMIN_USER=admin
 ADMIN_PASSWORD=$admin_pw
@@ -173,6 +188,7 @@ launch() {
   local dir="$1" port; port="$(cat "$dir/port")"
   local java_opts=(-Xmx512m -Xms128m -XX:+UseG1GC -Djava.awt.headless=true
                    -Dlog4j2.configurationFile="$dir/log4j2.yaml" -cp "$libs/*")
+  if [ -f "$dir/jvm.opts" ]; then java_opts+=($(cat "$dir/jvm.opts")); fi
   daemon_start "$dir" broker java "${java_opts[@]}" kafka.Kafka "$dir/server.properties"
   daemon_ready "$dir" broker 90 port_open "$port"
   echo "BOOTSTRAP=127.0.0.1:$port"

@@ -5,6 +5,8 @@
 #   scripts/prometheus.sh start DIR TARGET...      start it with config and TSDB in DIR, scraping
 #                                                  each host:port TARGET's /metrics (job "tracejoin");
 #                                                  prints "PROMETHEUS_URL=http://127.0.0.1:PORT" once ready
+#   scripts/prometheus.sh start-config DIR         start it with the caller's DIR/prometheus.yml
+#                                                  (e.g. a scrape over https with tls_config)
 #   scripts/prometheus.sh stop DIR                 stop the instance started with DIR
 # A scraped series shows up a few seconds after start (service discovery settles in ~5 s):
 # poll /api/v1/query rather than sleeping.
@@ -38,6 +40,13 @@ scrape_configs:
     static_configs:
       - targets: [${targets%,}]
 YML
+  run "$dir"
+}
+
+# run DIR: Prometheus on a free port with DIR/prometheus.yml and its TSDB in DIR/data.
+run() {
+  local dir="$1"
+  mkdir -p "$dir/data"
   promtool check config "$dir/prometheus.yml" >&2
   local port; port="$(free_port)"
   daemon_start "$dir" prometheus prometheus --config.file="$dir/prometheus.yml" \
@@ -52,6 +61,7 @@ stop() { daemon_stop "$1" prometheus 5; }
 case "${1:-}" in
   install) install ;;
   start) shift; start "$@" ;;
+  start-config) install; run "${2:?dir with prometheus.yml}" ;;
   stop) stop "$2" ;;
-  *) echo "usage: $0 install | start DIR TARGET... | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 install | start DIR TARGET... | start-config DIR | stop DIR" >&2; exit 2 ;;
 esac

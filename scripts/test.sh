@@ -30,6 +30,7 @@ cleanup() {
   scripts/kafka.sh stop "$run_dir/kafka" || true
   scripts/kafka.sh stop "$run_dir/kafka-secure" || true
   scripts/victorialogs.sh stop "$run_dir/vl" || true
+  scripts/victorialogs.sh stop "$run_dir/vl-tls" || true
   rm -rf "$run_dir"
 }
 trap cleanup EXIT
@@ -49,6 +50,13 @@ log "starting VictoriaLogs (a real server of Loki's push protocol)"
 TRACEJOIN_VICTORIALOGS_URL="$(scripts/victorialogs.sh start "$run_dir/vl" | sed -n 's/^VICTORIALOGS_URL=//p')"
 export TRACEJOIN_VICTORIALOGS_URL
 log "victorialogs at $TRACEJOIN_VICTORIALOGS_URL"
+log "starting VictoriaLogs over TLS (a private CA; a client-certificate port) for tests/loki_tls.rs"
+# Its URLs and certificates as TRACEJOIN_VLTLS_<KEY> (TLS_URL, MTLS_URL, CA_FILE, …).
+while IFS='=' read -r key value; do
+  [ -n "$key" ] && export "TRACEJOIN_VLTLS_$key=$value"
+done < <(scripts/victorialogs.sh start-tls "$run_dir/vl-tls")
+[ -n "${TRACEJOIN_VLTLS_TLS_URL:-}" ] || { log "VictoriaLogs over TLS did not start"; exit 1; }
+log "victorialogs over TLS at $TRACEJOIN_VLTLS_TLS_URL, client certificates required at $TRACEJOIN_VLTLS_MTLS_URL"
 
 log "cargo fmt --check; cargo clippy -D warnings"
 cargo fmt --check

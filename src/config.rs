@@ -22,9 +22,11 @@ use thiserror::Error;
 
 pub mod properties;
 pub mod secret;
+pub mod tls;
 
 pub use properties::{KafkaProperties, PropertyValue};
 pub use secret::SecretSource;
+pub use tls::{ClientTlsConfig, ServerTlsConfig, TlsError};
 
 /// Why a config was rejected.
 #[derive(Debug, Error)]
@@ -480,6 +482,10 @@ pub struct MetricsConfig {
     /// web-config's `basic_auth_users`; `htpasswd -nBC 10 USER` makes one). Empty: no
     /// authentication. `/healthz` and `/readyz` stay open for probes.
     pub basic_auth_users: BTreeMap<String, String>,
+    /// Serve the endpoint over HTTPS only (Prometheus web-config's `tls_server_config`):
+    /// `cert_file`, `key_file`, and optionally `client_ca_file` (then every client must present
+    /// a certificate signed by it). Unset: plain HTTP.
+    pub tls: Option<ServerTlsConfig>,
     /// RED metrics (rate, errors, duration) from the spans, named like the OpenTelemetry
     /// Collector's spanmetrics connector.
     pub red: RedConfig,
@@ -493,6 +499,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             basic_auth_users: BTreeMap::new(),
+            tls: None,
             red: RedConfig::default(),
             service_graph: ServiceGraphConfig::default(),
         }
@@ -572,6 +579,14 @@ impl Config {
                 }
             }
         }
+        if let Some(dir) = path.parent() {
+            if let Some(tls) = &mut config.metrics.tls {
+                tls.resolve_relative(dir);
+            }
+            if let Some(tls) = config.outputs.loki.as_mut().and_then(|l| l.tls.as_mut()) {
+                tls.resolve_relative(dir);
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -606,6 +621,12 @@ impl Config {
                     "must be a bcrypt hash ($2y$10$…, e.g. from htpasswd -nBC 10 USER), not a password",
                 ));
             }
+        }
+        if let Some(tls) = &self.metrics.tls {
+            tls.server_config("metrics.tls").map_err(|e| {
+                let (key, value, reason) = e.into_parts();
+                ConfigError::Invalid { key, value, reason }
+            })?;
         }
         if let Some(n) = self.inputs.repartition_partitions.filter(|n| *n < 1) {
             return Err(invalid(

@@ -121,15 +121,21 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let health = Health::default();
             let auth =
                 tracejoin::telemetry::auth::BasicAuth::new(config.metrics.basic_auth_users.clone());
-            let addr = server::serve_with_auth(
+            let tls = match &config.metrics.tls {
+                Some(t) => Some(t.server_config("metrics.tls")?),
+                None => None,
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let addr = server::serve_with(
                 config.metrics.listen,
                 health.clone(),
                 auth,
+                tls,
                 shutdown.clone(),
             )
             .await
             .with_context(|| format!("binding metrics endpoint {}", config.metrics.listen))?;
-            tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+            tracing::info!(%addr, scheme, "serving /metrics, /healthz, /readyz");
             tracejoin::pipeline::run(config, health, Default::default(), shutdown)
                 .await
                 .context("pipeline")?;

@@ -48,3 +48,16 @@ fn shipped_extraction_rules_compile() {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/extract.yaml");
     ExtractRules::load(&p).unwrap().compile().unwrap();
 }
+
+/// One documented default bind address: the code's default, `deploy/tracejoin.yaml` ("every key
+/// with its default") and the README's config table say the same.
+#[test]
+fn the_metrics_listen_default_is_the_same_everywhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let default = tracejoin::config::MetricsConfig::default().listen;
+    let shipped = Config::load(&root.join("deploy/tracejoin.yaml")).unwrap();
+    assert_eq!(shipped.metrics.listen, default, "deploy/tracejoin.yaml");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let row = format!("| `metrics.listen` | `{default}` |");
+    assert!(readme.contains(&row), "README's config table lacks {row}");
+}

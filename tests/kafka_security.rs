@@ -32,6 +32,98 @@ enum Auth {
         cert: String,
         key: String,
     },
+    /// SASL/OAUTHBEARER with librdkafka's OIDC client-credentials flow against `token_url`.
+    Oidc { token_url: String, secret: Secret },
+}
+
+/// The client id the test's token endpoint accepts (with [`OIDC_SECRET`]).
+const OIDC_CLIENT: &str = "tracejoin-client";
+const OIDC_SECRET: &str = "planted-oidc-client-secret-5d1e";
+
+/// A token endpoint (OAuth 2.0 client credentials, RFC 6749 §4.4) on a free port: for
+/// `OIDC_CLIENT` with `OIDC_SECRET` in HTTP basic auth it hands out the JWT the secured
+/// broker's identity provider signed (`OIDC_TOKEN_FILE`, verified by the broker against its
+/// JWKS); anything else gets 401 `invalid_client`. With `ttl`, each token is signed anew for
+/// that many seconds (`scripts/oidc-fixture.py sign`). Returns its URL, how many tokens it gave,
+/// and a switch that makes it refuse everyone.
+async fn token_endpoint(
+    ttl: Option<u64>,
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use axum::http::{header, HeaderMap, StatusCode};
+    use base64::Engine as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    let token_file = PathBuf::from(secure::env("OIDC_TOKEN_FILE"));
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let sign = move || {
+        let Some(ttl) = ttl else {
+            return token.clone();
+        };
+        let out = std::process::Command::new("python3")
+            .arg(repo().join("scripts/oidc-fixture.py"))
+            .arg("sign")
+            .arg(token_file.parent().unwrap())
+            .args([
+                "tracejoin-oidc",
+                "kafka",
+                "tracejoin-test-idp",
+                &ttl.to_string(),
+            ])
+            .output()
+            .expect("oidc-fixture.py sign");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let lifetime = ttl.unwrap_or(3600);
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (counter, refuse) = (issued.clone(), refusing.clone());
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{OIDC_CLIENT}:{OIDC_SECRET}"))
+    );
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (sign, expected, counter, refuse) =
+                (sign.clone(), expected.clone(), counter.clone(), refuse.clone());
+            async move {
+                let auth = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                if refuse.load(Relaxed)
+                    || auth != Some(expected.as_str())
+                    || !body.contains("grant_type=client_credentials")
+                {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        r#"{"error":"invalid_client"}"#.to_string(),
+                    );
+                }
+                counter.fetch_add(1, Relaxed);
+                let token = tokio::task::spawn_blocking(sign).await.unwrap();
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    format!(
+                        r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":{lifetime}}}"#
+                    ),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/token"), issued, refusing)
 }
 
 /// Where a planted secret is given.
@@ -115,6 +207,18 @@ impl Run {
                     "ssl.key.password",
                     &Secret::File(secure::env("CLIENT_KEY_PASSWORD"))
                 )
+            ),
+            Auth::Oidc { token_url, secret } => format!(
+                "    security.protocol: SASL_SSL
+    sasl.mechanisms: OAUTHBEARER
+    sasl.oauthbearer.method: oidc
+    sasl.oauthbearer.client.id: {OIDC_CLIENT}
+{}    sasl.oauthbearer.token.endpoint.url: {token_url}
+    sasl.oauthbearer.scope: kafka
+    ssl.ca.location: {}
+",
+                secret_yaml("sasl.oauthbearer.client.secret", secret),
+                secure::env("CA_FILE")
             ),
         };
         let t = &self.t;
@@ -262,7 +366,7 @@ async fn end_to_end(prefix: &str, bootstrap: &str, principal: &str, auth: Auth, 
     // Over SASL the internal topics are exercised too: re-keying needs Create, Write and Read on
     // `<group>.repartition.*`.
     let repartition = match auth {
-        Auth::Scram { .. } => "always",
+        Auth::Scram { .. } | Auth::Oidc { .. } => "always",
         Auth::Mtls { .. } => "never",
     };
     let config = run.config("run", bootstrap, &auth, repartition);
@@ -275,7 +379,7 @@ async fn end_to_end(prefix: &str, bootstrap: &str, principal: &str, auth: Auth, 
     let want = run.produce(20).await;
     let p = match &auth {
         Auth::Scram { .. } => spawn(&config, "run", &env_password),
-        Auth::Mtls { .. } => Process::spawn(&config, "run"),
+        Auth::Mtls { .. } | Auth::Oidc { .. } => Process::spawn(&config, "run"),
     };
     wait_for_markers(&run.t.out, &want, Duration::from_secs(60), &p.log).await;
     let dlq = secure::read_all(&run.t.dlq, Duration::from_secs(30));
@@ -354,6 +458,128 @@ async fn over_mtls_with_exact_acls_everything_flows() {
         &[&key_password],
     )
     .await;
+}
+
+/// OAUTHBEARER through librdkafka's OIDC client-credentials flow: librdkafka asks the test's
+/// token endpoint for a token with the client secret (from a file), the broker verifies the
+/// token's RS256 signature against its identity provider's JWKS, and the principal is the
+/// token's subject, allowed exactly its topics and group. A wrong client secret is refused by
+/// the token endpoint: named (`SASL authentication failed`), not ready, never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_oauthbearer_oidc_with_exact_acls_everything_flows() {
+    let (token_url, issued, _) = token_endpoint(None).await;
+    end_to_end(
+        "oidc-",
+        &secure::env("OAUTH_BOOTSTRAP"),
+        &secure::env("OIDC_PRINCIPAL"),
+        Auth::Oidc {
+            token_url: token_url.clone(),
+            secret: Secret::File(OIDC_SECRET.into()),
+        },
+        &[OIDC_SECRET],
+    )
+    .await;
+    assert!(
+        issued.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the token came from the token endpoint"
+    );
+
+    let run = Run::new("oidc-refused-").await;
+    let wrong = "planted-wrong-oidc-secret-91c2";
+    let auth = Auth::Oidc {
+        token_url,
+        secret: Secret::File(wrong.into()),
+    };
+    let config = run.config(
+        "wrong-secret",
+        &secure::env("OAUTH_BOOTSTRAP"),
+        &auth,
+        "never",
+    );
+    let p = Process::spawn(&config, "wrong-secret");
+    let (status, body) = wait_http(
+        &run.url("/readyz"),
+        Duration::from_secs(60),
+        "oidc wrong secret: /readyz naming the cause",
+        &p.log,
+        |_, body| body.contains("SASL authentication failed"),
+    )
+    .await;
+    assert_eq!(status, 503, "not ready while refused: {body}");
+    let log = stop(p).await;
+    for (what, text) in [("log", &log), ("/readyz", &body)] {
+        assert_no_secret(
+            &format!("oidc wrong secret: {what}"),
+            text,
+            &[wrong, OIDC_SECRET],
+        );
+    }
+}
+
+/// A refusal after start-up: tokens valid for 20 s (librdkafka refreshes them at 80 % of their
+/// life), then the identity provider refuses the client. The failed refresh is a refusal of the
+/// running consumer: `/readyz` turns 503 naming it; once the provider accepts the client again,
+/// `/readyz` is 200 again. The process stays up throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_after_start_up_turns_readyz_false_until_accepted_again() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (token_url, issued, refusing) = token_endpoint(Some(20)).await;
+    let run = Run::new("oidc-later-").await;
+    run.grant(&secure::env("OIDC_PRINCIPAL"), true);
+    let auth = Auth::Oidc {
+        token_url,
+        secret: Secret::File(OIDC_SECRET.into()),
+    };
+    let config = run.config("later", &secure::env("OAUTH_BOOTSTRAP"), &auth, "never");
+    let p = Process::spawn(&config, "later");
+    let ready = |s: u16, _: &str| s == 200;
+    wait_http(
+        &run.url("/readyz"),
+        Duration::from_secs(60),
+        "ready",
+        &p.log,
+        ready,
+    )
+    .await;
+    let before = issued.load(Relaxed);
+    refusing.store(true, Relaxed);
+    let refused_at = Instant::now();
+    let (status, body) = wait_http(
+        &run.url("/readyz"),
+        Duration::from_secs(40),
+        "/readyz naming the refusal after start-up",
+        &p.log,
+        |s, body| s == 503 && body.contains("SASL authentication failed"),
+    )
+    .await;
+    eprintln!(
+        "refused after {:.1} s ({before} tokens before): {status} {}",
+        refused_at.elapsed().as_secs_f64(),
+        body.trim()
+    );
+    assert!(body.contains("refuses the running consumer"), "{body}");
+    refusing.store(false, Relaxed);
+    let accepted_at = Instant::now();
+    wait_http(
+        &run.url("/readyz"),
+        Duration::from_secs(60),
+        "ready again",
+        &p.log,
+        ready,
+    )
+    .await;
+    eprintln!(
+        "ready again {:.1} s after the provider accepted the client",
+        accepted_at.elapsed().as_secs_f64()
+    );
+    assert!(issued.load(Relaxed) > before, "a new token was issued");
+    let log = stop(p).await;
+    assert!(
+        log.contains("kafka refuses the running consumer")
+            && log.contains("kafka accepts the running consumer again"),
+        "the log says both:\n{log}"
+    );
+    assert_no_secret("the process's output", &log, &[OIDC_SECRET]);
 }
 
 /// Each refusal is named in the log and in `/readyz` (503) and counted, the process stays up

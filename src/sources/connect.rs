@@ -41,7 +41,7 @@ pub enum ConnectError {
         detail: String,
     },
     /// The broker refused the SASL credentials.
-    #[error("kafka SASL authentication failed (check sasl.username / sasl.password and sasl.mechanisms): {detail}")]
+    #[error("kafka SASL authentication failed (check sasl.mechanisms and the credentials: sasl.username / sasl.password, or the sasl.oauthbearer.* client): {detail}")]
     Authentication {
         /// librdkafka's report.
         detail: String,
@@ -94,7 +94,7 @@ impl ConnectError {
     }
 
     /// Classifies one report of librdkafka's error callback; `None`: not a security failure.
-    fn classify(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<ConnectError> {
+    pub(crate) fn classify(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<ConnectError> {
         let detail = reason.to_string();
         let lower = reason.to_ascii_lowercase();
         let refused_alert = [
@@ -106,7 +106,13 @@ impl ConnectError {
         ]
         .iter()
         .any(|a| lower.contains(a));
+        // librdkafka reports these under `Authentication` too, but they say nothing about the
+        // credentials: the connection dropped during the SASL handshake, or the broker found the
+        // handshake out of sequence (seen on reconnects racing a token refresh). Not refusals.
+        let handshake_glitch = lower.contains("broker transport failure")
+            || lower.contains("request not valid in current sasl state");
         match code {
+            Some(RDKafkaErrorCode::Authentication) if handshake_glitch => None,
             Some(RDKafkaErrorCode::Authentication) => {
                 if lower.contains("ssl") && !lower.contains("sasl") {
                     Some(ConnectError::Tls { detail })
@@ -291,6 +297,32 @@ mod tests {
         }
     }
 
+    /// OAUTHBEARER's OIDC client-credentials flow is built in (rdkafka's `curl` feature): a
+    /// client with `sasl.oauthbearer.method=oidc` can be made (`tests/kafka_security.rs` runs it
+    /// against the secured broker).
+    #[test]
+    fn oidc_is_in_this_build() {
+        let features = ClientConfig::new()
+            .create_native_config()
+            .unwrap()
+            .get("builtin.features")
+            .unwrap();
+        assert!(features.split(',').any(|f| f == "oidc"), "{features}");
+        ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanisms", "OAUTHBEARER")
+            .set("sasl.oauthbearer.method", "oidc")
+            .set("sasl.oauthbearer.client.id", "tracejoin")
+            .set("sasl.oauthbearer.client.secret", "planted-oidc-secret")
+            .set(
+                "sasl.oauthbearer.token.endpoint.url",
+                "http://127.0.0.1:1/token",
+            )
+            .create::<BaseProducer>()
+            .expect("an OIDC client");
+    }
+
     #[test]
     fn librdkafka_reports_are_classified_by_cause() {
         let c = |code, reason: &str| ConnectError::classify(code, reason).map(|e| e.cause());
@@ -319,6 +351,27 @@ mod tests {
                 "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused"
             ),
             None
+        );
+        assert_eq!(
+            c(
+                Some(RDKafkaErrorCode::Authentication),
+                "sasl_ssl://127.0.0.1:1/1: SASL OAUTHBEARER mechanism handshake failed: Broker: Request not valid in current SASL state: broker's supported mechanisms:  (after 0ms in state AUTH_HANDSHAKE)"
+            ),
+            None
+        );
+        assert_eq!(
+            c(
+                Some(RDKafkaErrorCode::Authentication),
+                "GroupCoordinator: SASL OAUTHBEARER mechanism handshake failed: Local: Broker transport failure: broker's supported mechanisms: (n/a) (after 0ms in state DOWN)"
+            ),
+            None
+        );
+        assert_eq!(
+            c(
+                Some(RDKafkaErrorCode::Authentication),
+                "Failed to acquire SASL OAUTHBEARER token: {\"error\":\"invalid_client\"}"
+            ),
+            Some("authentication")
         );
         assert_eq!(
             c(

@@ -12,6 +12,7 @@ use super::ack::{parse_seen_metadata, seen_metadata, CommittableOffsets};
 use super::PartitionKey;
 use crate::config::{Config, GroupProtocol, KafkaProperties};
 use crate::decode::logline::InputLogFormat;
+use crate::telemetry::server::Health;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -289,11 +290,32 @@ pub struct SourceContext {
     trouble: BrokerTrouble,
     gate: Arc<StartGate>,
     worker: usize,
+    /// Where a refusal of the running consumer is reported (`/readyz`).
+    health: Health,
+    /// The last refusal's report, if any.
+    last_refusal: BrokerTrouble,
 }
+
+/// How long a refused consumer must go without a refusal (and with a broker connection up) to
+/// be ready again: longer than librdkafka's retry of a failed OAUTHBEARER token refresh (10 s),
+/// so a refusal repeated at that pace never lets readiness flap back.
+const ACCEPTED_AFTER: Duration = Duration::from_secs(15);
 
 impl ClientContext for SourceContext {
     /// librdkafka's statistics (every `statistics.interval.ms`): consumer lag per partition.
     fn stats(&self, stats: rdkafka::Statistics) {
+        // Accepted again: no refusal for a while, and a broker connection is up.
+        let quiet = self
+            .last_refusal
+            .last()
+            .is_none_or(|t| t.elapsed() >= ACCEPTED_AFTER);
+        let up = stats
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        if quiet && up && self.health.set_kafka_refused(self.worker, None) {
+            crate::telemetry::kafka_accepted_again(self.worker);
+        }
         for (topic, t) in &stats.topics {
             if self.topics.index(topic).is_none() {
                 continue;
@@ -312,7 +334,18 @@ impl ClientContext for SourceContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.trouble.record();
-        tracing::warn!(%error, reason, "kafka client error");
+        match crate::sources::connect::ConnectError::classify(error.rdkafka_error_code(), reason) {
+            // The cluster refuses the running consumer (a password rotated on the brokers only,
+            // a user deleted, a certificate expired): not ready until accepted again.
+            Some(refusal) => {
+                self.last_refusal.record();
+                let first = self
+                    .health
+                    .set_kafka_refused(self.worker, Some(refusal.to_string()));
+                crate::telemetry::kafka_refused_while_running(self.worker, &refusal, first);
+            }
+            None => tracing::warn!(%error, reason, "kafka client error"),
+        }
     }
 }
 
@@ -507,6 +540,7 @@ pub fn subscribe(
     committable: CommittableOffsets,
     trouble: BrokerTrouble,
     gate: Arc<StartGate>,
+    health: Health,
 ) -> KafkaResult<(
     Arc<SourceConsumer>,
     mpsc::UnboundedReceiver<AssignmentChange>,
@@ -562,6 +596,8 @@ pub fn subscribe(
         trouble,
         gate,
         worker,
+        health,
+        last_refusal: BrokerTrouble::default(),
     })?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;

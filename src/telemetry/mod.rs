@@ -181,7 +181,7 @@ impl Metrics {
             dead_lettered: counter_vec(&r, "tracejoin_records_dead_lettered_total", "Records sent to the dead-letter topic, by source topic and reason code.", &["topic", "reason"]),
             records_produced: counter_vec(&r, "tracejoin_records_produced_total", "Records acknowledged by Kafka, by output topic.", &["topic"]),
             produce_retries: counter_vec(&r, "tracejoin_produce_retries_total", "Deliveries that failed after librdkafka's own retries and were sent again.", &["topic"]),
-            kafka_connect_failures: counter_vec(&r, "tracejoin_kafka_connect_failures_total", "Start-up connection checks the cluster refused, by cause (authentication, untrusted_broker_certificate, client_certificate_refused, tls, config).", &["cause"]),
+            kafka_connect_failures: counter_vec(&r, "tracejoin_kafka_connect_failures_total", "Connection attempts the cluster refused, by cause (authentication, untrusted_broker_certificate, client_certificate_refused, tls, config): the start-up checks, and the running consumers' reconnections.", &["cause"]),
             join_traces: gauge_vec(&r, "tracejoin_join_state_traces", "Open traces held by the join, by worker.", &["worker"]),
             join_bytes: gauge_vec(&r, "tracejoin_join_state_bytes", "Approximate bytes of join state, by worker.", &["worker"]),
             join_waiting_logs: gauge_vec(&r, "tracejoin_join_waiting_logs", "Logs waiting for their span, by worker.", &["worker"]),
@@ -522,6 +522,48 @@ impl Metrics {
     pub fn log_id_rejected(&self, rule: &str) {
         LOG_IDS_REJECTED.with_label_values(&[rule]).inc();
     }
+}
+
+/// A Loki batch's first failed attempt (it is retried): the reason, with a TLS failure named in
+/// the operator's terms (`TLS: the server's certificate is not signed by a trusted CA …`). Once
+/// per failing batch, not per attempt; `tracejoin_loki_batches_failing` says how long it lasts.
+pub fn loki_push_failing(reason: &str) {
+    tracing::warn!(%reason, "loki push failed; retrying (the batch's offsets stay uncommitted)");
+}
+
+/// `outputs.loki.tls.insecure_skip_verify` is on.
+pub fn loki_tls_verification_off() {
+    tracing::warn!(
+        "outputs.loki.tls.insecure_skip_verify is on: the server's certificate is not verified"
+    );
+}
+
+/// A connection to the HTTPS `/metrics` endpoint failed its TLS handshake (a plain-HTTP client,
+/// an untrusted or missing client certificate). Debug level: anyone on the network can cause it.
+pub fn metrics_tls_handshake_failed(peer: std::net::SocketAddr, error: &std::io::Error) {
+    tracing::debug!(%peer, %error, "/metrics: TLS handshake failed");
+}
+
+/// The cluster refused a running consumer's connection attempt (after start-up): counted by
+/// cause in `tracejoin_kafka_connect_failures_total` at every report; logged at error level when
+/// the worker turns not ready (`first`), at debug level for the repeats (librdkafka reconnects
+/// every second).
+pub fn kafka_refused_while_running(
+    worker: usize,
+    refusal: &crate::sources::connect::ConnectError,
+    first: bool,
+) {
+    metrics().kafka_connect_failed(refusal.cause());
+    if first {
+        tracing::error!(worker, cause = refusal.cause(), error = %refusal, "kafka refuses the running consumer: not ready until it accepts it again");
+    } else {
+        tracing::debug!(worker, cause = refusal.cause(), error = %refusal, "kafka still refuses the running consumer");
+    }
+}
+
+/// A worker's consumer the cluster had refused is connected again.
+pub fn kafka_accepted_again(worker: usize) {
+    tracing::info!(worker, "kafka accepts the running consumer again");
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);

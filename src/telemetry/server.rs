@@ -30,6 +30,9 @@ pub struct Health {
     ready: Arc<AtomicU64>,
     /// Why the process cannot become ready (a refused connection to Kafka), for `/readyz`.
     problem: Arc<std::sync::Mutex<Option<String>>>,
+    /// Workers whose running consumer the cluster refuses (after start-up), and why: the
+    /// process is not ready while any is.
+    refused: Arc<std::sync::Mutex<std::collections::BTreeMap<usize, String>>>,
     extra: Arc<std::sync::Mutex<Vec<Registry>>>,
     exemplars: Arc<std::sync::Mutex<Vec<ExemplarSource>>>,
 }
@@ -63,9 +66,23 @@ impl Health {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
-    /// Whether ready.
+    /// Whether ready: a member of the group, and no running consumer refused by the cluster.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) != 0
+        self.ready.load(Ordering::Relaxed) != 0 && self.kafka_refused().is_none()
+    }
+    /// Worker `worker`'s consumer is refused by the cluster (`Some(why)`, scrubbed) or accepted
+    /// again (`None`). Returns whether that changed anything.
+    pub fn set_kafka_refused(&self, worker: usize, why: Option<String>) -> bool {
+        let mut r = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        match why {
+            Some(w) => r.insert(worker, w).is_none(),
+            None => r.remove(&worker).is_some(),
+        }
+    }
+    /// Why the cluster refuses a running consumer, if it does (the lowest worker's reason).
+    pub fn kafka_refused(&self) -> Option<String> {
+        let r = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter().next().map(|(w, why)| format!("worker {w}: {why}"))
     }
     /// Adds a registry whose metrics `/metrics` renders too.
     pub fn add_registry(&self, r: Registry) {
@@ -161,6 +178,11 @@ async fn metrics_handler(State(app): State<App>, headers: HeaderMap) -> Response
 async fn ready_handler(State(App { health: h, .. }): State<App>) -> impl IntoResponse {
     if h.is_ready() {
         (StatusCode::OK, "ready\n".to_string())
+    } else if let Some(refused) = h.kafka_refused() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the cluster refuses the running consumer ({refused})\n"),
+        )
     } else if let Some(problem) = h.problem() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -191,6 +213,19 @@ pub async fn serve_with_auth(
     auth: BasicAuth,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
+    serve_with(addr, health, auth, None, shutdown).await
+}
+
+/// `serve`, with `/metrics` behind `auth`, and every path over HTTPS when `tls` is given
+/// (`metrics.tls`: its client verifier, if any, applies to the probes too — the whole port
+/// speaks only TLS).
+pub async fn serve_with(
+    addr: SocketAddr,
+    health: Health,
+    auth: BasicAuth,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
@@ -201,17 +236,146 @@ pub async fn serve_with_auth(
             health,
             auth: Arc::new(auth),
         });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-    });
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await;
+            });
+        }
+        Some(config) => {
+            let listener = TlsListener::new(listener, config, shutdown.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await;
+            });
+        }
+    }
     Ok(bound)
+}
+
+/// Longest a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A listener whose connections have finished their TLS handshake. Handshakes run in their own
+/// tasks, so a slow or silent client (or a plain-HTTP one, refused by the handshake) holds up no
+/// other connection; the finished ones come through a channel.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(
+        tcp: tokio::net::TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let local = tcp.local_addr().expect("bound");
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    accepted = tcp.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(_) => {
+                            // Out of file descriptors and the like: axum's own listener waits too.
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => super::metrics_tls_handshake_failed(peer, &e),
+                        Err(_) => super::metrics_tls_handshake_failed(
+                            peer,
+                            &std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "handshake timed out",
+                            ),
+                        ),
+                    }
+                });
+            }
+        });
+        TlsListener { ready, local }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            // The accept loop ended (shutdown): nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A running consumer the cluster refuses makes the process not ready, with the reason in
+    /// `/readyz`, until every refused worker is accepted again.
+    #[tokio::test]
+    async fn a_refusal_after_start_up_turns_readyz_false_until_accepted() {
+        let health = Health::default();
+        health.set_worker_ready(0, true);
+        health.set_worker_ready(1, true);
+        let shutdown = CancellationToken::new();
+        let addr = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            health.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let readyz = || async {
+            let r = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        };
+        assert_eq!(readyz().await.0, 200);
+        assert!(health.set_kafka_refused(1, Some("kafka SASL authentication failed".into())));
+        assert!(
+            !health.set_kafka_refused(1, Some("again".into())),
+            "not a change"
+        );
+        assert!(health.set_kafka_refused(0, Some("kafka SASL authentication failed".into())));
+        let (status, body) = readyz().await;
+        assert_eq!(status, 503);
+        assert!(
+            body.contains(
+                "refuses the running consumer (worker 0: kafka SASL authentication failed)"
+            ),
+            "{body}"
+        );
+        assert!(health.set_kafka_refused(0, None));
+        assert!(!health.is_ready(), "worker 1 is still refused");
+        assert!(health.set_kafka_refused(1, None));
+        assert_eq!(readyz().await.0, 200);
+        shutdown.cancel();
+    }
 
     /// Prometheus' web-config behaviour: `/metrics` answers 401 with a Basic challenge unless
     /// the credentials are a listed user's; the probes stay open.

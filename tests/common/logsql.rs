@@ -14,11 +14,23 @@ pub struct LogsQl {
 
 impl LogsQl {
     pub fn new(base: &str) -> Self {
+        Self::with_http(base, reqwest::Client::builder())
+    }
+
+    /// A client for an `https://` server whose certificate a private CA signed.
+    pub fn with_ca(base: &str, ca_pem: &[u8]) -> Self {
+        let ca = reqwest::Certificate::from_pem(ca_pem).expect("CA PEM");
+        Self::with_http(
+            base,
+            reqwest::Client::builder()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(ca),
+        )
+    }
+
+    fn with_http(base: &str, http: reqwest::ClientBuilder) -> Self {
         LogsQl {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
+            http: http.timeout(Duration::from_secs(20)).build().unwrap(),
             base: base.trim_end_matches('/').to_string(),
         }
     }

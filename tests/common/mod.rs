@@ -486,6 +486,16 @@ pub fn write_config(
     path
 }
 
+/// A test that fails before stopping its process must not leave it running.
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Process {
     pub fn spawn(config: &std::path::Path, name: &str) -> Process {
         Self::spawn_with_env(config, name, &[])

@@ -161,6 +161,23 @@ impl Prometheus {
         Prometheus { dir, url }
     }
 
+    /// A Prometheus with the caller's whole config (`prometheus.yml` text): a scrape over
+    /// https with `tls_config`, for instance.
+    pub fn start_with_config(yaml: &str) -> Prometheus {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("prometheus.yml"), yaml).expect("write prometheus.yml");
+        let url = script(
+            "prometheus.sh",
+            &["start-config".as_ref(), dir.path().as_os_str()],
+            "PROMETHEUS_URL",
+        );
+        assert!(
+            !url.is_empty(),
+            "scripts/prometheus.sh start-config printed no PROMETHEUS_URL="
+        );
+        Prometheus { dir, url }
+    }
+
     /// Its log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()

@@ -113,6 +113,7 @@ impl Worker {
             ledger.published(),
             trouble.clone(),
             shared.gate.clone(),
+            health.clone(),
         )?;
 
         let mut observers: Vec<Box<dyn Observer>> = Vec::new();

@@ -10,6 +10,7 @@
 
 pub(crate) use crate::config::secret::Secret;
 pub use crate::config::secret::SecretSource;
+use crate::config::tls::ClientTlsConfig;
 use crate::config::ByteSize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -83,6 +84,10 @@ pub struct LokiConfig {
     pub tenant: Option<TenantConfig>,
     /// HTTP authentication: basic or bearer, the secret read from the environment or a file.
     pub auth: Option<AuthConfig>,
+    /// TLS of an `https://` endpoint: `ca_file` (a private CA; replaces the public roots),
+    /// `cert_file` + `key_file` (a client certificate, for servers that require one),
+    /// `insecure_skip_verify` (tests only). Unset: public roots, no client certificate.
+    pub tls: Option<ClientTlsConfig>,
     /// When a batch is sent.
     pub batch: BatchConfig,
     /// Longest log line sent (Loki's default `max_line_size` is 256KB). Longer lines are handled
@@ -114,6 +119,7 @@ impl Default for LokiConfig {
             line: LineFormat::Original,
             tenant: None,
             auth: None,
+            tls: None,
             batch: BatchConfig::default(),
             max_line_bytes: ByteSize(256 << 10),
             oversize: OversizePolicy::Truncate,
@@ -675,6 +681,23 @@ impl LokiConfig {
                 check_secret(password, &key)?;
             }
             Some(AuthConfig::Bearer { token }) => check_secret(token, &k("auth.bearer.token"))?,
+        }
+
+        if let Some(tls) = &self.tls {
+            if !self.endpoint.starts_with("https://") {
+                return Err(invalid(
+                    k("tls"),
+                    "{…}",
+                    format!(
+                        "TLS settings need an https:// endpoint (outputs.loki.endpoint is {})",
+                        self.endpoint
+                    ),
+                ));
+            }
+            tls.load(&k("tls")).map_err(|e| {
+                let (key, value, reason) = e.into_parts();
+                LokiConfigError::Invalid { key, value, reason }
+            })?;
         }
 
         let b = &self.batch;

@@ -342,13 +342,46 @@ enum RetryCause {
     RateLimited,
     ServerError,
     Connection,
+    /// The TLS handshake failed: an untrusted or wrong server certificate, or the server
+    /// refused ours. Retried like a connection error (the fix — a CA file, a certificate —
+    /// comes from outside), but counted and logged apart.
+    Tls,
+}
+
+/// What a failed request's error chain (rustls' wording, through hyper and reqwest) says about
+/// the TLS handshake, in the operator's terms; `None` when it is not a TLS failure.
+fn tls_failure(chain: &str) -> Option<&'static str> {
+    let has = |s: &str| chain.contains(s);
+    if has("UnknownIssuer") {
+        Some("the server's certificate is not signed by a trusted CA (outputs.loki.tls.ca_file)")
+    } else if has("NotValidForName") {
+        Some("the server's certificate does not name the endpoint's host")
+    } else if has("invalid peer certificate: Expired") {
+        Some("the server's certificate has expired")
+    } else if has("CertificateRequired")
+        || has("HandshakeFailure")
+        || has("BadCertificate")
+        || has("UnknownCA")
+        || has("CertificateUnknown")
+        || has("AccessDenied")
+    {
+        Some("the server refused the handshake: a client certificate it trusts is needed (outputs.loki.tls.cert_file, key_file)")
+    } else if has("invalid peer certificate")
+        || has("peer is incompatible")
+        || has("InvalidContentType")
+        || has("CorruptMessage")
+    {
+        Some("the handshake failed (is the endpoint serving TLS?)")
+    } else {
+        None
+    }
 }
 
 impl LokiClient {
     pub(crate) fn new(cfg: &LokiConfig) -> Result<Self, LokiError> {
         let url = reqwest::Url::parse(&cfg.push_url()).map_err(|e| {
             LokiError::Config(super::config::LokiConfigError::Invalid {
-                key: "loki.endpoint".into(),
+                key: "outputs.loki.endpoint".into(),
                 value: cfg.push_url(),
                 reason: e.to_string(),
             })
@@ -365,20 +398,41 @@ impl LokiClient {
             Some(AuthConfig::Basic { user, password }) => Some(Auth::Basic {
                 user: user.clone(),
                 password: SecretCell::new(password)
-                    .map_err(|e| secret_err("loki.auth.basic.password", e))?,
+                    .map_err(|e| secret_err("outputs.loki.auth.basic.password", e))?,
             }),
             Some(AuthConfig::Bearer { token }) => Some(Auth::Bearer {
                 token: SecretCell::new(token)
-                    .map_err(|e| secret_err("loki.auth.bearer.token", e))?,
+                    .map_err(|e| secret_err("outputs.loki.auth.bearer.token", e))?,
             }),
         };
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
+            .use_rustls_tls()
             .user_agent(concat!("tracejoin/", env!("CARGO_PKG_VERSION")))
             .timeout(cfg.request_timeout)
             .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(LokiError::Client)?;
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(tls) = &cfg.tls {
+            let files = tls.load("outputs.loki.tls").map_err(|e| {
+                let (key, value, reason) = e.into_parts();
+                LokiError::Config(super::config::LokiConfigError::Invalid { key, value, reason })
+            })?;
+            if !files.roots.is_empty() {
+                // Prometheus' `ca_file`: the private CA replaces the public roots.
+                http = http.tls_built_in_root_certs(false);
+                for der in &files.roots {
+                    let cert = reqwest::Certificate::from_der(der).map_err(LokiError::Client)?;
+                    http = http.add_root_certificate(cert);
+                }
+            }
+            if let Some(pem) = &files.identity_pem {
+                http = http.identity(reqwest::Identity::from_pem(pem).map_err(LokiError::Client)?);
+            }
+            if files.insecure_skip_verify {
+                crate::telemetry::loki_tls_verification_off();
+                http = http.danger_accept_invalid_certs(true);
+            }
+        }
+        let http = http.build().map_err(LokiError::Client)?;
         Ok(LokiClient {
             inner: Arc::new(Inner {
                 http,
@@ -490,6 +544,8 @@ impl LokiClient {
                 format!("HTTP {status}: {text}")
             });
             if failing.is_none() {
+                // Once per failing batch (not per attempt): what an operator must read.
+                crate::telemetry::loki_push_failing(&text);
                 failing = Some(GaugeGuard::new(
                     &c.failing,
                     metrics().loki_batches_failing(),
@@ -514,6 +570,11 @@ impl LokiClient {
                 }
                 RetryCause::Connection => {
                     metrics().loki_retry("connection");
+                    stats.retries_connection += 1;
+                    c.retries_connection.fetch_add(1, Relaxed);
+                }
+                RetryCause::Tls => {
+                    metrics().loki_retry("tls");
                     stats.retries_connection += 1;
                     c.retries_connection.fetch_add(1, Relaxed);
                 }
@@ -585,12 +646,17 @@ impl LokiClient {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
+                let chain = error_chain(&e);
+                let (cause, text) = match tls_failure(&chain) {
+                    Some(why) => (RetryCause::Tls, format!("TLS: {why} ({chain})")),
+                    None => (RetryCause::Connection, chain),
+                };
                 return Attempt::Retry {
-                    cause: RetryCause::Connection,
+                    cause,
                     status: 0,
                     after: None,
-                    text: error_chain(&e),
-                }
+                    text,
+                };
             }
         };
         let status = resp.status();

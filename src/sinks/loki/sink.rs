@@ -172,7 +172,7 @@ impl LokiSink {
     /// Validates `cfg` (keys reported under `loki.`; the pipeline validates under its own prefix
     /// first), reads the secrets and builds the HTTP client.
     pub fn new(cfg: LokiConfig) -> Result<Self, LokiError> {
-        cfg.validate("loki")?;
+        cfg.validate("outputs.loki")?;
         let client = LokiClient::new(&cfg)?;
         let tenant = match &cfg.tenant {
             None => TenantMode::None,
