@@ -13,9 +13,11 @@ ARG RUST_IMAGE=rust:1-bookworm
 ARG ROOTFS_IMAGE=build
 
 FROM ${RUST_IMAGE} AS build
-# librdkafka (bundled by rdkafka-sys) builds with a C toolchain and make; OpenSSL for TLS/SASL.
+# librdkafka (bundled by rdkafka-sys) builds with a C toolchain and make; OpenSSL for TLS/SASL;
+# libcurl for its OAUTHBEARER OIDC token requests.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential pkg-config libssl-dev binutils \
+ && apt-get install -y --no-install-recommends build-essential pkg-config libssl-dev \
+    libcurl4-openssl-dev binutils \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Assembles the image's root filesystem, distroless-style, from Debian packages: the C library,
-# OpenSSL, zlib and libgcc (what `ldd tracejoin` lists: librdkafka is linked in statically), the CA
+# Assembles the image's root filesystem, distroless-style, from Debian packages: the packages
+# that hold the libraries `ldd tracejoin` lists (the C library, libgcc, OpenSSL, zlib, and libcurl
+# with its dependencies for librdkafka's OIDC token requests; librdkafka itself is linked in
+# statically), found with `dpkg -S` so a new link dependency cannot be forgotten, the CA
 # bundle, a non-root user, the tracejoin binary (debug info stripped) and its config at
 # /etc/tracejoin/tracejoin.yaml. No shell, no package manager.
 #   deploy/image/rootfs.sh DIR BINARY [DEB_CACHE]
@@ -9,7 +11,15 @@
 set -euo pipefail
 dir="$1"; bin="$2"; debs="${3:-$(mktemp -d)}"
 src="$(cd "$(dirname "$0")/../.." && pwd)"
-packages=(libc6 libssl3 zlib1g libgcc-s1)
+# The package of each library the binary loads (usr-merged paths are registered either way).
+packages=()
+for lib in $(ldd "$bin" | awk '/=>/ {print $3} /ld-linux/ {print $1}' | grep -v vdso); do
+  owner="$(dpkg -S "$lib" 2>/dev/null || dpkg -S "/usr$lib" 2>/dev/null \
+    || dpkg -S "$(readlink -f "$lib")" 2>/dev/null || true)"
+  [ -n "$owner" ] || { echo "rootfs: no Debian package holds $lib" >&2; exit 1; }
+  packages+=("${owner%%:*}")
+done
+mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
 
 mkdir -p "$debs" "$dir"
 # apt-get download needs the package lists: on a fresh machine (or image), update them once.
