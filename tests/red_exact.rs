@@ -10,7 +10,8 @@
 //! is killed with `kill -9` while traces are being produced, and a new one takes its place. At
 //! the end the sum of `traces_span_metrics_calls_total` over the live members equals the number
 //! of server spans produced, exactly, each partition is exposed by one member only, and the
-//! restored states were used (`tracejoin_red_restored_replay_spans_total` moved).
+//! restored states were used (`tracejoin_red_restored_replay_spans_total` moved). The SLOs'
+//! good and bad totals, read from the same live fleet, equal the input's too.
 
 mod common;
 
@@ -23,11 +24,44 @@ use std::time::Duration;
 const PARTITIONS: i32 = 4;
 const CALLS: &str = "traces_span_metrics_calls_total";
 
-/// Per partition, the live members exposing its series, and the live fleet's calls.
-fn live_view(fleet: &[Instance]) -> (u64, BTreeMap<String, Vec<String>>) {
+/// Two SLOs over the load's server spans (20 ms each, never an error): every one is good for
+/// `items-availability`; for `items-latency` (under 10 ms, only `GET /item/0` … `/4`) every one
+/// it selects is bad.
+const SLOS: &str = r#"slos:
+  - name: items-availability
+    service: shop
+    objective: 0.99
+    time_window: 30d
+    selector: {span_name_regex: "GET /item/.*", span_kinds: [server]}
+    indicator: {availability: {}}
+  - name: items-latency
+    service: shop
+    objective: 0.99
+    time_window: 30d
+    selector: {span_name_regex: "GET /item/[0-4]", span_kinds: [server]}
+    indicator: {latency: {threshold: 10ms}}
+"#;
+
+/// What the live fleet shows: the RED calls, per partition the members exposing its series,
+/// and per (SLO, outcome) the events in the 30d windows.
+type View = (
+    u64,
+    BTreeMap<String, Vec<String>>,
+    BTreeMap<(String, String), u64>,
+);
+
+fn live_view(fleet: &[Instance]) -> View {
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut slo: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut calls = 0;
     for i in fleet.iter().filter(|i| i.live()) {
+        for s in i.last.iter().filter(|s| {
+            s.name == "tracejoin_slo_window_events"
+                && s.labels.get("window").map(String::as_str) == Some("30d")
+        }) {
+            let key = (s.labels["slo"].clone(), s.labels["outcome"].clone());
+            *slo.entry(key).or_default() += s.value as u64;
+        }
         for s in i.last.iter().filter(|s| s.name == CALLS) {
             calls += s.value as u64;
             let p = s.labels.get("partition").cloned().unwrap_or_default();
@@ -37,7 +71,7 @@ fn live_view(fleet: &[Instance]) -> (u64, BTreeMap<String, Vec<String>>) {
             }
         }
     }
-    (calls, owners)
+    (calls, owners, slo)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,6 +91,8 @@ async fn red_counts_are_exact_after_three_kill_9_under_load_through_the_repartit
 async fn three_crashes_under_load(inputs: &str) {
     let dir = tempfile::tempdir().unwrap();
     let t = Topics::create("redexact-", PARTITIONS).await;
+    let slo_file = dir.path().join("slo.yaml");
+    std::fs::write(&slo_file, SLOS).unwrap();
     let base = write_config(
         dir.path(),
         &unique("group"),
@@ -64,7 +100,10 @@ async fn three_crashes_under_load(inputs: &str) {
         &t.logs,
         &t.out,
         &t.dlq,
-        "workers: 1\nstate:\n  snapshot_interval: 1s\n",
+        &format!(
+            "workers: 1\nstate:\n  snapshot_interval: 1s\nrules:\n  slo: \"{}\"\n",
+            slo_file.display()
+        ),
     );
     let yaml = std::fs::read_to_string(&base).unwrap().replace(
         "metrics:\n  listen: \"127.0.0.1:0\"\n",
@@ -94,7 +133,7 @@ async fn three_crashes_under_load(inputs: &str) {
     }
     let produced = tokio::task::block_in_place(|| load.finish()).len() as u64 / 2;
 
-    let (calls, owners) = fleet::settle(&mut fleet, live_view, Duration::from_secs(8)).await;
+    let (calls, owners, slo) = fleet::settle(&mut fleet, live_view, Duration::from_secs(8)).await;
     let logs: String = fleet
         .iter()
         .map(|i| format!("--- {}\n{}", i.name, i.log()))
@@ -113,6 +152,23 @@ async fn three_crashes_under_load(inputs: &str) {
     assert_eq!(
         calls, produced,
         "the live fleet's RED calls equal the server spans produced, after three kill -9"
+    );
+    // The load numbers its traces 0, 1, …: `GET /item/{n % 10}`.
+    let fast_names = (0..produced).filter(|n| n % 10 < 5).count() as u64;
+    let event = |name: &str, outcome: &str| {
+        slo.get(&(name.to_string(), outcome.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        (
+            event("items-availability", "good"),
+            event("items-availability", "bad"),
+            event("items-latency", "good"),
+            event("items-latency", "bad"),
+        ),
+        (produced, 0, 0, fast_names),
+        "the live fleet's SLO good and bad totals (30d windows) equal the input's: {slo:?}"
     );
     // Replayed spans not counted again: below a restored position, or (through the
     // repartition stage, where that is checked first) as copies of re-keyed records.

@@ -246,7 +246,9 @@ impl ErrorTraces {
 /// The series, shared by the pipeline (writes) and the registry's collector (reads).
 #[derive(Debug)]
 struct Table {
-    series: HashMap<SeriesKey, Cell>,
+    /// Hashed with foldhash (seeded per process), as the join's LRU: a span's lookup hashes its
+    /// service, name and dimension strings.
+    series: HashMap<SeriesKey, Cell, lru::DefaultHasher>,
     /// The overflow series, per partition (`UNPARTITIONED` without `per_partition`).
     overflow: HashMap<i32, Cell>,
     bounds: Arc<[f64]>,
@@ -355,7 +357,7 @@ impl RedMetrics {
         cfg.validate()?;
         let bounds: Arc<[f64]> = cfg.effective_buckets().into();
         let table = Arc::new(Mutex::new(Table {
-            series: HashMap::new(),
+            series: HashMap::default(),
             overflow: HashMap::new(),
             bounds: bounds.clone(),
             next_expiry: None,
