@@ -34,6 +34,14 @@ cleanup() {
   rm -rf "$run_dir"
 }
 trap cleanup EXIT
+# Exports each KEY=VALUE line of standard input as PREFIX<KEY> (what a service script printed).
+export_as() {
+  local key value
+  while IFS='=' read -r key value; do
+    [ -n "$key" ] && export "$1$key=$value"
+  done
+  return 0
+}
 
 log "starting Apache Kafka"
 TRACEJOIN_KAFKA_BOOTSTRAP="$(scripts/kafka.sh start "$run_dir/kafka" | sed -n 's/^BOOTSTRAP=//p')"
@@ -41,9 +49,7 @@ export TRACEJOIN_KAFKA_BOOTSTRAP
 log "kafka at $TRACEJOIN_KAFKA_BOOTSTRAP"
 log "starting a secured Apache Kafka (SASL_SSL/SCRAM, mTLS, ACLs) for tests/kafka_security.rs"
 # Its addresses, certificates and users as TRACEJOIN_SECURE_<KEY> (SASL_SSL_BOOTSTRAP, CA_FILE, …).
-while IFS='=' read -r key value; do
-  [ -n "$key" ] && export "TRACEJOIN_SECURE_$key=$value"
-done < <(scripts/kafka.sh start-secure "$run_dir/kafka-secure")
+export_as TRACEJOIN_SECURE_ < <(scripts/kafka.sh start-secure "$run_dir/kafka-secure")
 [ -n "${TRACEJOIN_SECURE_SASL_SSL_BOOTSTRAP:-}" ] || { log "the secured broker did not start"; exit 1; }
 log "secured kafka at $TRACEJOIN_SECURE_SASL_SSL_BOOTSTRAP (SASL_SSL), $TRACEJOIN_SECURE_MTLS_BOOTSTRAP (mTLS)"
 log "starting VictoriaLogs (a real server of Loki's push protocol)"
@@ -52,9 +58,7 @@ export TRACEJOIN_VICTORIALOGS_URL
 log "victorialogs at $TRACEJOIN_VICTORIALOGS_URL"
 log "starting VictoriaLogs over TLS (a private CA; a client-certificate port) for tests/loki_tls.rs"
 # Its URLs and certificates as TRACEJOIN_VLTLS_<KEY> (TLS_URL, MTLS_URL, CA_FILE, …).
-while IFS='=' read -r key value; do
-  [ -n "$key" ] && export "TRACEJOIN_VLTLS_$key=$value"
-done < <(scripts/victorialogs.sh start-tls "$run_dir/vl-tls")
+export_as TRACEJOIN_VLTLS_ < <(scripts/victorialogs.sh start-tls "$run_dir/vl-tls")
 [ -n "${TRACEJOIN_VLTLS_TLS_URL:-}" ] || { log "VictoriaLogs over TLS did not start"; exit 1; }
 log "victorialogs over TLS at $TRACEJOIN_VLTLS_TLS_URL, client certificates required at $TRACEJOIN_VLTLS_MTLS_URL"
 

@@ -36,16 +36,14 @@ pub struct SpansFrom {
     /// commit's seen mark is past it): a replay the derived signals must not count again.
     /// A restored state of the partition overrides it (its position is the truth).
     pub counted_before: bool,
-    /// A copy of a re-keyed record counted already (the re-keying stage replayed its input
-    /// after a crash): never counted again, whatever the restored state says.
-    pub copy: bool,
 }
 
 /// Watches the pipeline's events. Every method defaults to doing nothing.
 pub trait Observer: Send {
     /// A record was consumed.
     fn on_record(&mut self) {}
-    /// Spans decoded from one record (after timestamp clamping), before the join takes them.
+    /// Spans decoded from one record (after timestamp clamping), before the join takes them;
+    /// not called for a re-keyed copy of a record counted already (the join takes its spans).
     fn on_spans(&mut self, _spans: &[SpanSummary], _from: SpansFrom) {}
     /// A log left the join; `json` is its enriched document.
     fn on_log(&mut self, _joined: &JoinedLog, _json: &[u8]) {}
@@ -64,9 +62,6 @@ pub(super) struct RedObserver(pub(super) RedMetrics);
 
 impl Observer for RedObserver {
     fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
-        if from.copy {
-            return;
-        }
         let o = self
             .0
             .observe_record(spans, from.partition, from.offset, from.counted_before);
@@ -123,7 +118,7 @@ pub(super) struct ServiceGraphObserver {
 
 impl Observer for ServiceGraphObserver {
     fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
-        if from.counted_before || from.copy {
+        if from.counted_before {
             return;
         }
         self.graph.observe(spans);
@@ -184,9 +179,6 @@ impl SloObserver {
 
 impl Observer for SloObserver {
     fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
-        if from.copy {
-            return;
-        }
         self.shared.engine().observe_record(
             from.partition,
             from.offset,
@@ -260,7 +252,7 @@ impl Observer for ProgressObserver {
         self.progress.records.fetch_add(1, Ordering::Relaxed);
     }
     fn on_spans(&mut self, spans: &[SpanSummary], from: SpansFrom) {
-        if from.counted_before || from.copy {
+        if from.counted_before {
             return;
         }
         self.progress

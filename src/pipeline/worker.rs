@@ -283,9 +283,8 @@ impl Worker {
                         partition: key.1,
                         offset: m.offset(),
                         counted_before,
-                        copy,
                     };
-                    self.on_spans(payload, key, origin, &ack, now, max_future, from)
+                    self.on_spans(payload, key, origin, &ack, now, max_future, from, copy)
                         .map_err(Refused::from)
                 }
                 TopicRole::Logs(_) | TopicRole::RekeyedLogs => {
@@ -346,6 +345,7 @@ impl Worker {
         now: Instant,
         max_future: i64,
         from: SpansFrom,
+        copy: bool,
     ) -> Result<(), DecodeError> {
         let as_json = match self.config.inputs.spans.format {
             SpanFormat::OtlpJson => true,
@@ -373,13 +373,16 @@ impl Worker {
         if clamped > 0 {
             metrics().timestamp_adjusted("clamped_future", clamped);
         }
-        if from.copy {
+        if copy {
+            // A re-keyed copy of a record counted already: joined, counted by no observer.
             metrics().rekeyed_copies(self.spans_buf.len() as u64);
-        } else if from.counted_before {
-            metrics().spans_counted_before(self.spans_buf.len() as u64);
-        }
-        for o in &mut self.observers {
-            o.on_spans(&self.spans_buf, from);
+        } else {
+            if from.counted_before {
+                metrics().spans_counted_before(self.spans_buf.len() as u64);
+            }
+            for o in &mut self.observers {
+                o.on_spans(&self.spans_buf, from);
+            }
         }
         let decoded = self.spans_buf.len() as u64;
         let task = self.tasks.get(key.1);

@@ -18,6 +18,7 @@ use crate::sources::repartition::{
 use crate::telemetry::metrics;
 use bytes::Bytes;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 const SOURCE_TOPIC: &str = "tracejoin.source.topic";
@@ -130,7 +131,10 @@ impl Worker {
                 value: Some(&origin.offset.to_string()),
             });
         let timestamp_ms = m.timestamp().to_millis();
+        let mut piece = String::new();
         for (n, (trace, bytes)) in self.parts.drain(..).enumerate() {
+            piece.clear();
+            let _ = write!(piece, "{n}");
             let key = trace.kafka_key();
             let record = OutRecord {
                 topic: target.clone(),
@@ -139,7 +143,7 @@ impl Worker {
                 payload: bytes,
                 headers: Some(headers.clone().insert(Header {
                     key: SOURCE_PIECE,
-                    value: Some(&n.to_string()),
+                    value: Some(&piece),
                 })),
                 ack: ack.clone(),
                 event_time_nanos: None,
