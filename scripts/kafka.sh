@@ -72,7 +72,13 @@ format() {
   local dir="$1"; shift
   local java_opts=(-Xmx512m -Xms128m -XX:+UseG1GC -Djava.awt.headless=true
                    -Dlog4j2.configurationFile="$dir/log4j2.yaml" -cp "$libs/*")
-  if ! java "${java_opts[@]}" kafka.tools.StorageTool format -t "$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
+  # A cluster id starting with '-' would be read as an option (about one format in 64 failed so):
+  # draw again, as Kafka's own `kafka-storage random-uuid` does.
+  local cluster_id
+  cluster_id="$(python3 -c 'import uuid,base64
+while (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"): pass
+print(i)')"
+  if ! java "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
       -c "$dir/server.properties" --standalone "$@" >"$dir/format.log" 2>&1; then
     log "kafka: formatting $dir failed:"; cat "$dir/format.log" >&2; exit 1
   fi
