@@ -11,9 +11,13 @@
 //!    event time to the enriched record's broker timestamp, percentiles per outcome (a
 //!    `matched_span` log waits only for its span; an `unmatched` one waits out `max_wait`).
 //!
-//! Prints peak RSS (VmHWM) of the process (pipeline and generator together) and the largest join
-//! state seen. Bounded by count and time; talks only to the broker named by
+//! For the drain, prints logs per CPU-second of the process split into the pipeline's threads
+//! and librdkafka's (`rdk:*`), and the drain's peak RSS; for the steady phase, the peak RSS of
+//! pipeline, generator and reader together and the largest join state seen. Bounded by count and time; talks only to the broker named by
 //! `TRACEJOIN_KAFKA_BOOTSTRAP`.
+
+#[path = "common/procstat.rs"]
+mod procstat;
 
 use rand::SeedableRng;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -76,17 +80,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 struct Topics {
@@ -199,14 +192,18 @@ async fn backlog(bootstrap: &str, a: &Args) {
         }
     }
     p.flush(Duration::from_secs(60)).unwrap();
+    // The generator's producer goes before the drain, its librdkafka threads with it: every
+    // rdk:* thread measured below is then the pipeline's.
+    drop(p);
     println!(
         "backlog: produced {records} records ({} spans, {} logs) in {:.1}s",
         counts.spans,
         counts.logs,
         produce_start.elapsed().as_secs_f64()
     );
+    let peak_rss_reset = procstat::reset_peak_rss("self");
+    let cpu_before = procstat::cpu_split("self", |_, _| true);
     let (progress, shutdown, task) = start(config(bootstrap, &t, a));
-    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let mut first_record = None;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -217,7 +214,8 @@ async fn backlog(bootstrap: &str, a: &Args) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let drained = first_record.unwrap_or(started).elapsed();
-    let cpu = cpu_seconds() - cpu_before;
+    let cpu = procstat::cpu_split("self", |_, _| true).since(&cpu_before);
+    let peak_rss_mib = procstat::peak_rss_mib("self");
     shutdown.cancel();
     task.await.unwrap().unwrap();
     let consumed = progress.records.load(Ordering::Relaxed);
@@ -230,23 +228,32 @@ async fn backlog(bootstrap: &str, a: &Args) {
         counts.spans as f64 / drained.as_secs_f64(),
     );
     println!(
-        "backlog: {} worker(s), repartition {:?}: {cpu:.2} CPU-seconds of this process (pipeline and librdkafka; the generator is idle by then) = {:.0} logs per CPU-second, {:.0} logs/s per worker",
+        "backlog: {} worker(s), repartition {:?}: {:.2} CPU-seconds of this process = {:.0} logs per CPU-second, {:.0} logs/s per worker",
         a.workers,
         a.repartition,
-        counts.logs as f64 / cpu,
+        cpu.total,
+        counts.logs as f64 / cpu.total,
         counts.logs as f64 / drained.as_secs_f64() / a.workers as f64,
     );
-}
-
-/// User + system CPU time of this process so far, from `/proc/self/stat`.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
+    println!(
+        "backlog: of which pipeline threads {:.2} s ({:.0} logs per CPU-second), librdkafka (rdk:*) {:.2} s ({:.0} logs per CPU-second), exited threads {:.2} s",
+        cpu.other,
+        counts.logs as f64 / cpu.other,
+        cpu.librdkafka,
+        counts.logs as f64 / cpu.librdkafka,
+        cpu.exited(),
+    );
+    println!(
+        "backlog: pipeline threads are every thread not named rdk:*: the pipeline's tokio workers (which also run this harness's 50 ms progress poll) and the blocking pool; the generator's producer was dropped before the drain, so none of its threads are left. By thread (CPU s): {}",
+        cpu.by_name_line()
+    );
+    if peak_rss_reset {
+        println!(
+            "backlog: peak RSS of the drain (VmHWM, reset when it started): {peak_rss_mib:.1} MiB"
+        );
+    } else {
+        println!("backlog: peak RSS (VmHWM, could not be reset: generation and drain together): {peak_rss_mib:.1} MiB");
+    }
 }
 
 async fn steady(bootstrap: &str, a: &Args) {
@@ -364,13 +371,17 @@ async fn main() {
         .expect("TRACEJOIN_KAFKA_BOOTSTRAP (scripts/load.sh sets it)");
     let a = args();
     backlog(&bootstrap, &a).await;
-    println!("peak RSS so far: {} MiB", vm_hwm_kib() / 1024);
     if a.backlog_only {
         return;
     }
+    let since = if procstat::reset_peak_rss("self") {
+        "the steady phase"
+    } else {
+        "the process's start"
+    };
     steady(&bootstrap, &a).await;
     println!(
-        "peak RSS (VmHWM, pipeline + generator + reader): {} MiB",
-        vm_hwm_kib() / 1024
+        "peak RSS (VmHWM since {since}, pipeline + generator + reader): {:.1} MiB",
+        procstat::peak_rss_mib("self")
     );
 }

@@ -21,7 +21,9 @@ mod procstat;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
 use prost::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -203,7 +205,10 @@ fn record(rng: &mut Xorshift, spans: u64, end_nanos: u64) -> (String, Vec<u8>) {
         })
         .collect();
     let hex = trace_id.iter().map(|b| format!("{b:02x}")).collect();
-    (hex, ExportTraceServiceRequest { resource_spans }.encode_to_vec())
+    (
+        hex,
+        ExportTraceServiceRequest { resource_spans }.encode_to_vec(),
+    )
 }
 
 struct Topics {
@@ -381,7 +386,13 @@ struct Measurement {
 
 /// Scrapes `port` until the calls reach `spans`, then reads the process's CPU and peak RSS at
 /// once, before anything else can add to them.
-fn measure(process: &mut Measured, started: Instant, port: u16, spans: u64, a: &Args) -> Measurement {
+fn measure(
+    process: &mut Measured,
+    started: Instant,
+    port: u16,
+    spans: u64,
+    a: &Args,
+) -> Measurement {
     let pid = process.child.id().to_string();
     let mut first_calls = None;
     let mut last_sum = 0.0;

@@ -152,3 +152,9 @@ pub fn peak_rss_kib(pid: &str) -> u64 {
 pub fn peak_rss_mib(pid: &str) -> f64 {
     peak_rss_kib(pid) as f64 / 1024.0
 }
+
+/// Resets the process's peak RSS (VmHWM) to its current RSS (`echo 5 > /proc/PID/clear_refs`,
+/// Linux 4.0+), so a later phase's peak is its own and not an earlier phase's. Whether it did.
+pub fn reset_peak_rss(pid: &str) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
