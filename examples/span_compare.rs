@@ -5,6 +5,7 @@
 //!                           [--workers 1|auto] [--only tracejoin|collector|both]
 //!                           [--repartition never|auto|always] [--compression none|lz4|zstd|…]
 //!                           [--scrape-ms 150] [--timeout-secs 900]
+//!                           [--tracejoin-kafka-property KEY=VALUE ...]
 //!
 //! Produces the backlog once (OTLP `ExportTraceServiceRequest` records, the spans of one trace per
 //! record, keyed by the trace id in lowercase hex and placed with murmur2 as a Java producer or
@@ -61,6 +62,8 @@ struct Args {
     compression: String,
     scrape_every: Duration,
     timeout: Duration,
+    /// Extra librdkafka properties for tracejoin (`kafka.properties`), to try a setting.
+    tracejoin_kafka_properties: Vec<(String, String)>,
 }
 
 fn args() -> Args {
@@ -74,6 +77,7 @@ fn args() -> Args {
         compression: "none".into(),
         scrape_every: Duration::from_millis(150),
         timeout: Duration::from_secs(900),
+        tracejoin_kafka_properties: Vec::new(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -107,6 +111,12 @@ fn args() -> Args {
                 Some(v @ ("never" | "auto" | "always")) => a.repartition = v.into(),
                 _ => panic!("--repartition never|auto|always, not {value:?}"),
             },
+            "--tracejoin-kafka-property" => {
+                let (key, v) = value.and_then(|v| v.split_once('=')).unwrap_or_else(|| {
+                    panic!("--tracejoin-kafka-property KEY=VALUE, not {value:?}")
+                });
+                a.tracejoin_kafka_properties.push((key.into(), v.into()));
+            }
             "--compression" => {
                 a.compression = value
                     .unwrap_or_else(|| panic!("--compression needs a librdkafka codec"))
@@ -336,7 +346,8 @@ fn sum_of(exposition: &str, metric: &str) -> f64 {
             };
             value_part.split_whitespace().next()?.parse::<f64>().ok()
         })
-        .sum()
+        // Not `sum()`: an empty f64 sum is -0.0, which prints as "-0".
+        .fold(0.0, |total, v| total + v)
 }
 
 /// A child process that is killed when dropped, so a panic in the harness leaves no orphan.
@@ -382,6 +393,24 @@ struct Measurement {
     peak_rss_mib: f64,
     /// The exposition at the moment the count was reached, for system-specific checks.
     exposition: String,
+    /// (seconds since start, calls) of every scrape that answered: how steadily it drained.
+    progress: Vec<(f64, f64)>,
+}
+
+impl Measurement {
+    /// About one scrape per second of the run, as `seconds:calls` pairs, to show whether the
+    /// drain was steady or stalled somewhere.
+    fn progress_line(&self) -> String {
+        let mut shown = Vec::new();
+        let mut next_second = 0.0;
+        for (i, (secs, calls)) in self.progress.iter().enumerate() {
+            if *secs >= next_second || i + 1 == self.progress.len() {
+                shown.push(format!("{secs:.1}s:{}k", (calls / 1000.0).round()));
+                next_second = secs.floor() + 1.0;
+            }
+        }
+        shown.join(" ")
+    }
 }
 
 /// Scrapes `port` until the calls reach `spans`, then reads the process's CPU and peak RSS at
@@ -396,6 +425,7 @@ fn measure(
     let pid = process.child.id().to_string();
     let mut first_calls = None;
     let mut last_sum = 0.0;
+    let mut progress = Vec::new();
     loop {
         std::thread::sleep(a.scrape_every);
         if let Ok(Some(status)) = process.child.try_wait() {
@@ -415,6 +445,7 @@ fn measure(
             continue;
         };
         last_sum = sum_of(&exposition, CALLS);
+        progress.push((started.elapsed().as_secs_f64(), last_sum));
         if last_sum > 0.0 && first_calls.is_none() {
             first_calls = Some(started.elapsed());
         }
@@ -431,6 +462,7 @@ fn measure(
                 cpu,
                 peak_rss_mib,
                 exposition,
+                progress,
             };
         }
     }
@@ -464,6 +496,7 @@ kafka:
   bootstrap_servers: "{bootstrap}"
   group_id: "span-compare-tracejoin-{group}"
   auto_offset_reset: earliest
+  properties: {{{properties}}}
 inputs:
   spans: {{topic: "{spans}", format: otlp_proto}}
   logs:
@@ -483,6 +516,12 @@ metrics:
     enabled: false
 "#,
             workers = a.workers,
+            properties = a
+                .tracejoin_kafka_properties
+                .iter()
+                .map(|(k, v)| format!("{k}: \"{v}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
             group = rand::random::<u32>(),
             spans = t.spans,
             logs = t.logs,
@@ -493,10 +532,11 @@ metrics:
     )
     .expect("write the config");
     println!(
-        "tracejoin: {bin} run --config {} (workers {}, repartition {}), load average {}",
+        "tracejoin: {bin} run --config {} (workers {}, repartition {}, extra kafka.properties {:?}), load average {}",
         config.display(),
         a.workers,
         a.repartition,
+        a.tracejoin_kafka_properties,
         load_average()
     );
     let mut command = Command::new(&bin);
@@ -504,6 +544,22 @@ metrics:
     let started = Instant::now();
     let mut process = Measured::spawn(command, dir.join("tracejoin.log"));
     let m = measure(&mut process, started, port, spans, a);
+    // What the join was holding and whether anything was refused or thrown away on the way:
+    // context for the CPU and memory figures.
+    let own: Vec<String> = [
+        "tracejoin_join_state_traces",
+        "tracejoin_join_state_bytes",
+        "tracejoin_join_evicted_traces_total",
+        "tracejoin_consumption_paused",
+        "tracejoin_spans_invalid_total",
+        "tracejoin_records_dead_lettered_total",
+        "tracejoin_red_duplicate_spans_total",
+        "tracejoin_red_overflow_spans_total",
+    ]
+    .iter()
+    .map(|name| format!("{name}={}", sum_of(&m.exposition, name)))
+    .collect();
+    println!("  its own metrics then: {}", own.join(" "));
     let mismatched = sum_of(&m.exposition, "tracejoin_partition_key_mismatch_total");
     if mismatched > 0.0 {
         println!(
@@ -640,12 +696,14 @@ fn print_table(spans: u64, tracejoin: Option<&Measurement>, collector: Option<&M
             m.first_calls.as_secs_f64(),
             m.cpu.by_name_line()
         );
+        println!("tracejoin: calls by time: {}", m.progress_line());
     }
     if let Some(m) = collector {
         println!(
             "collector: first calls after {:.2} s",
             m.first_calls.as_secs_f64()
         );
+        println!("collector: calls by time: {}", m.progress_line());
     }
     println!(
         "notes: wall is from process start (so it includes start-up and the consumer group join) to the scrape that saw \
