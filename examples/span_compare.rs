@@ -395,6 +395,8 @@ struct Measurement {
     exposition: String,
     /// (seconds since start, calls) of every scrape that answered: how steadily it drained.
     progress: Vec<(f64, f64)>,
+    /// The longest a scrape took to answer: a process too busy to serve /metrics shows here.
+    slowest_scrape: Duration,
 }
 
 impl Measurement {
@@ -426,6 +428,7 @@ fn measure(
     let mut first_calls = None;
     let mut last_sum = 0.0;
     let mut progress = Vec::new();
+    let mut slowest_scrape = Duration::ZERO;
     loop {
         std::thread::sleep(a.scrape_every);
         if let Ok(Some(status)) = process.child.try_wait() {
@@ -441,9 +444,11 @@ fn measure(
                 process.log_tail()
             );
         }
+        let asked = Instant::now();
         let Some(exposition) = scrape(port) else {
             continue;
         };
+        slowest_scrape = slowest_scrape.max(asked.elapsed());
         last_sum = sum_of(&exposition, CALLS);
         progress.push((started.elapsed().as_secs_f64(), last_sum));
         if last_sum > 0.0 && first_calls.is_none() {
@@ -463,6 +468,7 @@ fn measure(
                 peak_rss_mib,
                 exposition,
                 progress,
+                slowest_scrape,
             };
         }
     }
@@ -696,14 +702,22 @@ fn print_table(spans: u64, tracejoin: Option<&Measurement>, collector: Option<&M
             m.first_calls.as_secs_f64(),
             m.cpu.by_name_line()
         );
-        println!("tracejoin: calls by time: {}", m.progress_line());
+        println!(
+            "tracejoin: calls by time: {}; slowest /metrics answer {:.2} s",
+            m.progress_line(),
+            m.slowest_scrape.as_secs_f64()
+        );
     }
     if let Some(m) = collector {
         println!(
             "collector: first calls after {:.2} s",
             m.first_calls.as_secs_f64()
         );
-        println!("collector: calls by time: {}", m.progress_line());
+        println!(
+            "collector: calls by time: {}; slowest /metrics answer {:.2} s",
+            m.progress_line(),
+            m.slowest_scrape.as_secs_f64()
+        );
     }
     println!(
         "notes: wall is from process start (so it includes start-up and the consumer group join) to the scrape that saw \
