@@ -202,7 +202,7 @@ async fn backlog(bootstrap: &str, a: &Args) {
         produce_start.elapsed().as_secs_f64()
     );
     let peak_rss_reset = procstat::reset_peak_rss("self");
-    let cpu_before = procstat::cpu_split("self", |_, _| true);
+    let cpu_before = procstat::cpu_split("self");
     let (progress, shutdown, task) = start(config(bootstrap, &t, a));
     let started = Instant::now();
     let mut first_record = None;
@@ -214,7 +214,7 @@ async fn backlog(bootstrap: &str, a: &Args) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let drained = first_record.unwrap_or(started).elapsed();
-    let cpu = procstat::cpu_split("self", |_, _| true).since(&cpu_before);
+    let cpu = procstat::cpu_split("self").since(&cpu_before);
     let peak_rss_mib = procstat::peak_rss_mib("self");
     shutdown.cancel();
     task.await.unwrap().unwrap();

@@ -456,7 +456,7 @@ fn measure(
         }
         if last_sum >= spans as f64 {
             let wall = started.elapsed();
-            let cpu = procstat::cpu_split(&pid, |_, _| true);
+            let cpu = procstat::cpu_split(&pid);
             let peak_rss_mib = procstat::peak_rss_mib(&pid);
             if last_sum > spans as f64 {
                 println!("  note: {last_sum} calls counted, more than the {spans} spans produced");

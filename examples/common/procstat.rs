@@ -100,10 +100,8 @@ pub fn is_librdkafka_thread(name: &str) -> bool {
     name.starts_with("rdk:")
 }
 
-/// The process total and every live thread's CPU seconds. `is_other`: which non-librdkafka
-/// threads count as `other` (a thread it rejects is left out of both kinds, e.g. a load
-/// generator's own threads); it sees the thread's id and name.
-pub fn cpu_split(pid: &str, is_other: impl Fn(u32, &str) -> bool) -> CpuSplit {
+/// The process total and every live thread's CPU seconds.
+pub fn cpu_split(pid: &str) -> CpuSplit {
     let mut split = CpuSplit {
         total: process_cpu_seconds(pid),
         ..CpuSplit::default()
@@ -118,13 +116,10 @@ pub fn cpu_split(pid: &str, is_other: impl Fn(u32, &str) -> bool) -> CpuSplit {
         let Some((name, secs)) = parse_stat(&stat) else {
             continue;
         };
-        let tid: u32 = task.file_name().to_string_lossy().parse().unwrap_or(0);
         if is_librdkafka_thread(&name) {
             split.librdkafka += secs;
-        } else if is_other(tid, &name) {
-            split.other += secs;
         } else {
-            continue;
+            split.other += secs;
         }
         *split.by_name.entry(name).or_default() += secs;
     }
