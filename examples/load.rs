@@ -244,7 +244,7 @@ async fn backlog(bootstrap: &str, a: &Args) {
         cpu.exited(),
     );
     println!(
-        "backlog: pipeline threads are every thread not named rdk:*: the pipeline's tokio workers (which also run this harness's 50 ms progress poll) and the blocking pool; the generator's producer was dropped before the drain, so none of its threads are left. By thread (CPU s): {}",
+        "backlog: pipeline threads are every thread not named rdk:*: the pipeline's tokio workers (which also run this harness's 50 ms progress poll), the blocking pool and the rdkafka crate's \"producer polling thread\" (the output producer's delivery callbacks); the generator's producer was dropped before the drain, so none of its threads are left. By thread (CPU s): {}",
         cpu.by_name_line()
     );
     if peak_rss_reset {

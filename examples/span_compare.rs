@@ -722,7 +722,8 @@ fn print_table(spans: u64, tracejoin: Option<&Measurement>, collector: Option<&M
     println!(
         "notes: wall is from process start (so it includes start-up and the consumer group join) to the scrape that saw \
 every span counted; CPU is utime+stime of the process (/proc/PID/stat) read right after that scrape, peak RSS its \
-VmHWM. tracejoin's pipeline = its threads not named rdk:* (tokio workers, main, ...), librdkafka = the rdk:* threads, \
+VmHWM. tracejoin's pipeline = its threads not named rdk:* (tokio workers, main, and the rdkafka crate's \
+\"producer polling thread\", which runs the output producer's delivery callbacks), librdkafka = the rdk:* threads, \
 exited = threads gone by then. The Collector flushes its span metrics every 1 s, so its wall includes up to 1 s of \
 flush granularity (its CPU does not grow while it waits). The scrapes themselves cost both processes a little. \
 tracejoin's RSS includes its join state (the spans it keeps for logs that may come: up to join.max_traces traces and \
