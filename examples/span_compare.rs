@@ -4,7 +4,7 @@
 //!   scripts/span-compare.sh [--spans 1000000] [--spans-per-record 5] [--partitions 4]
 //!                           [--workers 1|auto] [--only tracejoin|collector|both]
 //!                           [--repartition never|auto|always] [--compression none|lz4|zstd|…]
-//!                           [--scrape-ms 150] [--timeout-secs 900]
+//!                           [--scrape-ms 150] [--timeout-secs 900] [--rounds 1]
 //!                           [--tracejoin-kafka-property KEY=VALUE ...]
 //!
 //! Produces the backlog once (OTLP `ExportTraceServiceRequest` records, the spans of one trace per
@@ -62,6 +62,8 @@ struct Args {
     compression: String,
     scrape_every: Duration,
     timeout: Duration,
+    /// Runs of each system on the one backlog, each in a new consumer group.
+    rounds: u64,
     /// Extra librdkafka properties for tracejoin (`kafka.properties`), to try a setting.
     tracejoin_kafka_properties: Vec<(String, String)>,
 }
@@ -77,6 +79,7 @@ fn args() -> Args {
         compression: "none".into(),
         scrape_every: Duration::from_millis(150),
         timeout: Duration::from_secs(900),
+        rounds: 1,
         tracejoin_kafka_properties: Vec::new(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -93,6 +96,7 @@ fn args() -> Args {
             "--partitions" => a.partitions = number() as i32,
             "--scrape-ms" => a.scrape_every = Duration::from_millis(number()),
             "--timeout-secs" => a.timeout = Duration::from_secs(number()),
+            "--rounds" => a.rounds = number().max(1),
             "--workers" => match value {
                 Some(v) if v == "auto" || v.parse::<u32>().is_ok_and(|n| n > 0) => {
                     a.workers = v.into()
@@ -648,10 +652,86 @@ fn print_header(a: &Args) {
     );
 }
 
-fn print_table(spans: u64, tracejoin: Option<&Measurement>, collector: Option<&Measurement>) {
+/// The table's figures of one run, or their medians over several.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    cpu: f64,
+    pipeline: f64,
+    librdkafka: f64,
+    exited: f64,
+    wall: f64,
+    rss_mib: f64,
+}
+
+impl Row {
+    fn of(m: &Measurement) -> Row {
+        Row {
+            cpu: m.cpu.total,
+            pipeline: m.cpu.other,
+            librdkafka: m.cpu.librdkafka,
+            exited: m.cpu.exited(),
+            wall: m.wall.as_secs_f64(),
+            rss_mib: m.peak_rss_mib,
+        }
+    }
+
+    /// Each column's median on its own: one slow round moves none of them.
+    fn median(rows: &[Row]) -> Row {
+        let median = |column: fn(&Row) -> f64| {
+            let mut v: Vec<f64> = rows.iter().map(column).collect();
+            v.sort_by(f64::total_cmp);
+            let mid = v.len() / 2;
+            if v.len() % 2 == 0 {
+                (v[mid - 1] + v[mid]) / 2.0
+            } else {
+                v[mid]
+            }
+        };
+        Row {
+            cpu: median(|r| r.cpu),
+            pipeline: median(|r| r.pipeline),
+            librdkafka: median(|r| r.librdkafka),
+            exited: median(|r| r.exited),
+            wall: median(|r| r.wall),
+            rss_mib: median(|r| r.rss_mib),
+        }
+    }
+
+    fn print(&self, name: &str, spans: u64, split: bool) {
+        let part = |v: f64| {
+            if split {
+                format!("{v:.2}")
+            } else {
+                "-".into()
+            }
+        };
+        println!(
+            "{:<14} {:>8.2} {:>9} {:>11} {:>8} {:>14.0} {:>8.2} {:>9.0} {:>9.1}",
+            name,
+            self.cpu,
+            part(self.pipeline),
+            part(self.librdkafka),
+            part(self.exited),
+            spans as f64 / self.cpu,
+            self.wall,
+            spans as f64 / self.wall,
+            self.rss_mib
+        );
+    }
+}
+
+fn print_table(spans: u64, tracejoin: &[Measurement], collector: &[Measurement]) {
+    let rounds = tracejoin.len().max(collector.len());
+    let label = |system: &str, round: usize| {
+        if rounds > 1 {
+            format!("{system} #{}", round + 1)
+        } else {
+            system.to_string()
+        }
+    };
     println!();
     println!(
-        "{:<10} {:>8} {:>9} {:>11} {:>8} {:>14} {:>8} {:>9} {:>9}",
+        "{:<14} {:>8} {:>9} {:>11} {:>8} {:>14} {:>8} {:>9} {:>9}",
         "system",
         "CPU s",
         "pipeline",
@@ -662,59 +742,64 @@ fn print_table(spans: u64, tracejoin: Option<&Measurement>, collector: Option<&M
         "spans/s",
         "RSS MiB"
     );
-    let row = |name: &str, m: &Measurement, split: bool| {
-        let part = |v: f64| {
-            if split {
-                format!("{v:.2}")
-            } else {
-                "-".into()
-            }
-        };
-        println!(
-            "{:<10} {:>8.2} {:>9} {:>11} {:>8} {:>14.0} {:>8.2} {:>9.0} {:>9.1}",
-            name,
-            m.cpu.total,
-            part(m.cpu.other),
-            part(m.cpu.librdkafka),
-            part(m.cpu.exited()),
-            spans as f64 / m.cpu.total,
-            m.wall.as_secs_f64(),
-            spans as f64 / m.wall.as_secs_f64(),
-            m.peak_rss_mib
-        );
-    };
-    if let Some(m) = tracejoin {
-        row("tracejoin", m, true);
+    let tracejoin_rows: Vec<Row> = tracejoin.iter().map(Row::of).collect();
+    let collector_rows: Vec<Row> = collector.iter().map(Row::of).collect();
+    for (round, row) in tracejoin_rows.iter().enumerate() {
+        row.print(&label("tracejoin", round), spans, true);
     }
-    if let Some(m) = collector {
-        row("collector", m, false);
+    for (round, row) in collector_rows.iter().enumerate() {
+        row.print(&label("collector", round), spans, false);
+    }
+    if rounds > 1 {
+        if !tracejoin_rows.is_empty() {
+            Row::median(&tracejoin_rows).print("tracejoin med", spans, true);
+        }
+        if !collector_rows.is_empty() {
+            Row::median(&collector_rows).print("collector med", spans, false);
+        }
     }
     println!();
-    if let (Some(t), Some(c)) = (tracejoin, collector) {
-        println!(
-            "ratio tracejoin/collector, spans per CPU-second: {:.2}",
-            c.cpu.total / t.cpu.total
-        );
+    if !tracejoin_rows.is_empty() && !collector_rows.is_empty() {
+        let per_round: Vec<String> = tracejoin_rows
+            .iter()
+            .zip(&collector_rows)
+            .map(|(t, c)| format!("{:.2}", c.cpu / t.cpu))
+            .collect();
+        let (t, c) = (Row::median(&tracejoin_rows), Row::median(&collector_rows));
+        if rounds > 1 {
+            println!(
+                "ratio tracejoin/collector, spans per CPU-second: {:.2} (of the medians; by round {})",
+                c.cpu / t.cpu,
+                per_round.join(" ")
+            );
+        } else {
+            println!(
+                "ratio tracejoin/collector, spans per CPU-second: {:.2}",
+                c.cpu / t.cpu
+            );
+        }
     }
-    if let Some(m) = tracejoin {
+    for (round, m) in tracejoin.iter().enumerate() {
+        let name = label("tracejoin", round);
         println!(
-            "tracejoin: first calls after {:.2} s; threads (CPU s): {}",
+            "{name}: first calls after {:.2} s; threads (CPU s): {}",
             m.first_calls.as_secs_f64(),
             m.cpu.by_name_line()
         );
         println!(
-            "tracejoin: calls by time: {}; slowest /metrics answer {:.2} s",
+            "{name}: calls by time: {}; slowest /metrics answer {:.2} s",
             m.progress_line(),
             m.slowest_scrape.as_secs_f64()
         );
     }
-    if let Some(m) = collector {
+    for (round, m) in collector.iter().enumerate() {
+        let name = label("collector", round);
         println!(
-            "collector: first calls after {:.2} s",
+            "{name}: first calls after {:.2} s",
             m.first_calls.as_secs_f64()
         );
         println!(
-            "collector: calls by time: {}; slowest /metrics answer {:.2} s",
+            "{name}: calls by time: {}; slowest /metrics answer {:.2} s",
             m.progress_line(),
             m.slowest_scrape.as_secs_f64()
         );
@@ -740,9 +825,15 @@ fn main() {
     produce(&bootstrap, &a, &topics.spans);
     let dir = tempfile::tempdir().expect("temp dir");
     // One after the other, never together: each has the machine (but for the broker) to itself.
-    let tracejoin = (a.only != Only::Collector)
-        .then(|| run_tracejoin(&bootstrap, &topics, &a, a.spans, dir.path()));
-    let collector = (a.only != Only::Tracejoin)
-        .then(|| run_collector(&bootstrap, &topics, &a, a.spans, dir.path()));
-    print_table(a.spans, tracejoin.as_ref(), collector.as_ref());
+    // Rounds alternate the two, so a slow spell of the machine does not fall on one side only.
+    let (mut tracejoin, mut collector) = (Vec::new(), Vec::new());
+    for _ in 0..a.rounds {
+        if a.only != Only::Collector {
+            tracejoin.push(run_tracejoin(&bootstrap, &topics, &a, a.spans, dir.path()));
+        }
+        if a.only != Only::Tracejoin {
+            collector.push(run_collector(&bootstrap, &topics, &a, a.spans, dir.path()));
+        }
+    }
+    print_table(a.spans, &tracejoin, &collector);
 }

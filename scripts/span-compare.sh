@@ -6,6 +6,7 @@
 #   --spans N (1000000)  --spans-per-record N (5)  --partitions N (4)  --workers N|auto (1)
 #   --only tracejoin|collector|both (both)  --repartition never|auto|always (never)
 #   --compression none|lz4|zstd|snappy|gzip (none)  --scrape-ms N (150)  --timeout-secs N (900)
+#   --rounds N (1: each system runs N times, alternating, on the one backlog; medians printed)
 #   --tracejoin-kafka-property KEY=VALUE (repeatable: a librdkafka property for tracejoin to try)
 set -euo pipefail
 cd "$(dirname "$0")/.."
