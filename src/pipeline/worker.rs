@@ -129,6 +129,12 @@ impl Worker {
                     }
                 },
             }
+            // librdkafka's queue is no tokio resource: with records waiting, `recv` is always
+            // ready and the loop never gave its thread back. With as many workers as runtime
+            // threads, `/metrics`, `/healthz` and `/readyz` then went unanswered for seconds
+            // while a backlog drained (scripts/span-compare.sh --workers 2: 2.2 s). Spending
+            // tokio's budget yields every so many records.
+            tokio::task::consume_budget().await;
         }
         let timeout = self.config.shutdown.timeout;
         self.shutdown().await;
