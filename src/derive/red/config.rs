@@ -157,8 +157,9 @@ pub struct RedConfig {
     /// series forever.
     #[serde(with = "humantime_serde")]
     pub series_idle_timeout: Duration,
-    /// How many recently counted spans (trace id + span id) are remembered so a redelivered copy
-    /// is not counted twice. `0` turns the check off.
+    /// How many recently counted spans (trace id + span id) are at least remembered so a
+    /// redelivered copy is not counted twice (at most twice as many are). `0` turns the check
+    /// off.
     pub dedup_window: usize,
     /// Count each join partition's spans in series of their own, labelled `partition`, kept in
     /// the state changelog (`state.changelog`) and restored by the partition's next owner: the

@@ -365,12 +365,17 @@ fn redeliveries_within_the_window_count_once() {
     let again = red.observe(&batch);
     assert_eq!((again.counted, again.duplicates), (0, 3));
     assert_eq!(calls(&text(&red), "a"), Some(3.0));
-    // Two new spans push 1 and 2 out of the window; 3 is still remembered.
+    // The filter remembers at least the last 3 spans and at most 6: two new spans leave
+    // 1, 2 and 3 remembered, one more (a window's worth since 3) forgets them.
     red.observe(&[server(4, "a", 1), server(5, "a", 1)]);
-    let late = red.observe(&[server(3, "a", 1), server(1, "a", 1)]);
-    assert_eq!((late.counted, late.duplicates), (1, 1));
-    assert_eq!(red.duplicates(), 4);
+    assert_eq!(red.dedup_len(), 5);
+    let kept = red.observe(&[server(1, "a", 1)]);
+    assert_eq!((kept.counted, kept.duplicates), (0, 1));
+    red.observe(&[server(6, "a", 1)]);
     assert_eq!(red.dedup_len(), 3);
+    let late = red.observe(&[server(3, "a", 1), server(4, "a", 1)]);
+    assert_eq!((late.counted, late.duplicates), (1, 1));
+    assert_eq!(red.duplicates(), 5);
     // A duplicate inside one batch counts once too.
     let inner = red.observe(&[server(9, "a", 1), server(9, "a", 1)]);
     assert_eq!((inner.counted, inner.duplicates), (1, 1));

@@ -311,6 +311,9 @@ mod tests {
         assert!(!d.first_time(t, SpanId([1; 8])));
         assert!(d.first_time(t, SpanId([2; 8])));
         assert!(d.first_time(t, SpanId([3; 8])));
+        // At least the last two are remembered, at most four: 1 still is, until two more came.
+        assert!(!d.first_time(t, SpanId([1; 8])));
+        assert!(d.first_time(t, SpanId([4; 8])));
         assert!(d.first_time(t, SpanId([1; 8])));
         assert!(Dedup::new(0).first_time(t, SpanId([1; 8])));
     }
