@@ -152,6 +152,10 @@ pub struct Join {
     /// Low 64 bits → the traces held with those bits (see the module docs). Hashed as the LRU
     /// is (foldhash, seeded): SipHash cost the span path 8% in `cargo bench --bench join`.
     low64: HashMap<u64, Low64Slot, lru::DefaultHasher>,
+    /// Whether `low64` is kept: only from the first 64-bit log on (built then from the traces
+    /// held). Until then no trace pays for an index nothing reads: an insertion and a removal
+    /// in a table as large as the state, per trace.
+    low64_indexed: bool,
     bytes: usize,
     watermark: i64,
     waiting_logs: usize,
@@ -177,6 +181,7 @@ impl Join {
             traces: LruCache::unbounded(),
             expiry: BinaryHeap::new(),
             low64: HashMap::default(),
+            low64_indexed: false,
             bytes: 0,
             watermark: i64::MIN,
             waiting_logs: 0,
@@ -232,7 +237,7 @@ impl Join {
                 out.duplicate_spans += 1;
                 continue;
             }
-            if entry.spans.is_empty() {
+            if entry.spans.is_empty() && self.low64_indexed {
                 self.low64
                     .entry(trace_id.low64())
                     .or_default()
@@ -310,6 +315,9 @@ impl Join {
         let low64 = (log.trace_id_width == TraceIdWidth::Bits64)
             .then(|| TraceId::from_low64(trace_id.low64()))
             .flatten();
+        if low64.is_some() && !self.low64_indexed {
+            self.index_low64();
+        }
         if deadline < self.watermark {
             let joined = match low64 {
                 Some(key) => self.decide_low64(log, key.low64(), EmitReason::Late),
@@ -605,13 +613,23 @@ impl Join {
         }
     }
 
+    /// Starts keeping the low-64 index: every trace held with spans goes in.
+    fn index_low64(&mut self) {
+        self.low64_indexed = true;
+        for (t, e) in self.traces.iter() {
+            if !e.spans.is_empty() {
+                self.low64.entry(t.low64()).or_default().add(*t);
+            }
+        }
+    }
+
     /// Drops a trace and everything that points at it; its waiting logs must have left.
     fn remove(&mut self, trace_id: TraceId) {
         // Its items in the expiry index are skipped when they come up.
         let Some(mut entry) = self.traces.pop(&trace_id) else {
             return;
         };
-        if !entry.spans.is_empty() {
+        if !entry.spans.is_empty() && self.low64_indexed {
             if let std::collections::hash_map::Entry::Occupied(mut slot) =
                 self.low64.entry(trace_id.low64())
             {
@@ -721,7 +739,7 @@ impl Join {
             if !filed.contains(&(queued, *t)) {
                 return Err(format!("{t:?} is missing from the expiry index"));
             }
-            if !e.spans.is_empty() {
+            if !e.spans.is_empty() && self.low64_indexed {
                 by_low.entry(t.low64()).or_default().0.push(*t);
             }
             for w in &e.waiting {

@@ -267,6 +267,34 @@ fn one(out: &JoinOutput) -> &JoinedLog {
 }
 
 #[test]
+fn low64_index_is_built_from_the_traces_held_when_the_first_64_bit_log_comes() {
+    let full = id128(0xabcd, LOW);
+    let other = id128(0xabcd, LOW + 1);
+    let mut j = Join::new(settings());
+    let mut out = JoinOutput::default();
+    j.on_spans(
+        [
+            span_of(full, 2, None, 0, 6 * S),
+            span_of(other, 3, None, 0, 6 * S),
+        ],
+        &Ack::detached(),
+        &mut out,
+    );
+    assert!(j.low64.is_empty(), "no 64-bit log yet: no index");
+    j.check_consistency().unwrap();
+    j.on_log(log64(0, LOW, Some(2), 5 * S), &mut out);
+    assert_eq!(j.low64.len(), 2);
+    j.check_consistency().unwrap();
+    j.advance_watermark(15 * S + 1, &mut out);
+    let e = one(&out);
+    assert_eq!(
+        (e.outcome, e.log.trace_id),
+        (JoinOutcome::MatchedSpan, Some(full))
+    );
+    j.check_consistency().unwrap();
+}
+
+#[test]
 fn low64_log_before_its_span_joins_the_full_trace_when_its_window_closes() {
     let full = id128(0xabcd, LOW);
     let mut j = Join::new(settings());
