@@ -70,15 +70,15 @@ fn decimal(i: i64, buf: &mut [u8; 20]) -> &str {
     std::str::from_utf8(&buf[at..]).unwrap_or("0")
 }
 
-/// Appends `len` as the ten digits of a dimension's length prefix.
-fn push_len(len: usize, key: &mut String) {
-    let mut digits = [b'0'; 10];
+/// Appends a dimension's header, `=` and `len` in ten digits and `:`, in one copy.
+fn push_header(len: usize, key: &mut String) {
+    let mut header = *b"=0000000000:";
     let mut n = len;
-    for d in digits.iter_mut().rev() {
+    for d in header[1..11].iter_mut().rev() {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    key.push_str(std::str::from_utf8(&digits).unwrap_or("0000000000"));
+    key.push_str(std::str::from_utf8(&header).unwrap_or("=0000000000:"));
 }
 
 /// ES6 number-to-string, as pdata's `float64AsString`: shortest round-trip digits; exponent form
@@ -109,9 +109,7 @@ pub(crate) fn write_double(d: f64, out: &mut String) {
 /// label is left off. Length-prefixed, so any value (even with separators in it) is unambiguous.
 pub(crate) fn encode_dimension(value: Option<&AttrValue>, default: Option<&str>, key: &mut String) {
     let known = |text: &str, key: &mut String| {
-        key.push('=');
-        push_len(text.len(), key);
-        key.push(':');
+        push_header(text.len(), key);
         key.push_str(text);
     };
     match (value, default) {
