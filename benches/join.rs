@@ -1,5 +1,6 @@
 //! Join stage at 10k, 100k and 1M open traces: a span arrives, then its log, which leaves at
-//! once (the common path), with the state held at the given size.
+//! once (the common path), with the state held at the given size. And the stage after it: the
+//! enriched JSON of a log that left matched, into the reused buffer the outbox keeps.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::Duration;
@@ -84,5 +85,37 @@ fn join(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, join);
+fn encode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode_enriched");
+    g.throughput(Throughput::Elements(1));
+    let mut j = Join::new(JoinSettings {
+        max_wait: Duration::from_secs(10),
+        span_retention: Duration::from_secs(3600),
+        max_traces: 10,
+        max_state_bytes: usize::MAX,
+    });
+    let mut out = JoinOutput::default();
+    let ack = tracejoin::sources::ack::Ack::detached();
+    let mut sp = span(7, 7, 2_000);
+    sp.attributes = vec![
+        ("http.route".into(), AttrValue::Str("/cart/{id}".into())),
+        ("http.response.status_code".into(), AttrValue::Int(200)),
+    ];
+    let log = log_for(&sp, 2_000);
+    j.on_spans([sp], &ack, &mut out);
+    j.on_log(log, &mut out);
+    let joined = out.emitted.pop().expect("the log leaves matched");
+    assert_eq!(joined.outcome, JoinOutcome::MatchedSpan);
+    let mut buf = Vec::new();
+    g.bench_function("matched_span", |b| {
+        b.iter(|| {
+            buf.clear();
+            tracejoin::sinks::enriched::encode(&joined, "app-logs", &mut buf);
+            std::hint::black_box(&buf);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, join, encode);
 criterion_main!(benches);

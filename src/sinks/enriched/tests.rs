@@ -102,3 +102,35 @@ fn id_match_says_how_the_trace_id_met_the_trace() {
     ambiguous.trace = None;
     assert_eq!(id_match(&ambiguous).0, None);
 }
+
+proptest::proptest! {
+    /// The hand-written timestamp equals chrono's formatting over the whole `i64` range.
+    #[test]
+    fn timestamps_render_as_chrono_does(nanos in proptest::num::i64::ANY) {
+        let chrono = chrono::DateTime::from_timestamp_nanos(nanos)
+            .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+            .to_string();
+        let mut buf = [0; 30];
+        proptest::prop_assert_eq!(rfc3339_nanos(nanos, &mut buf), chrono);
+    }
+}
+
+#[test]
+fn timestamps_at_the_edges_render_as_chrono_does() {
+    for nanos in [
+        0,
+        -1,
+        1,
+        i64::MIN,
+        i64::MAX,
+        951_782_400_000_000_000,   // 2000-02-29
+        4_107_542_399_999_999_999, // 2100-02-28T23:59:59.999999999
+        -86_400_000_000_000,
+        1_764_633_600_123_456_789,
+    ] {
+        let chrono = chrono::DateTime::from_timestamp_nanos(nanos)
+            .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+            .to_string();
+        assert_eq!(rfc3339_nanos(nanos, &mut [0; 30]), chrono, "{nanos}");
+    }
+}
