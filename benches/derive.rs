@@ -138,7 +138,7 @@ fn decode_and_red(c: &mut Criterion) {
         let mut out = Vec::with_capacity(SPANS_PER_RECORD);
         for r in &records {
             out.clear();
-            decoder.decode_proto(r.clone(), &mut out).unwrap();
+            decoder.decode_proto(r, &mut out).unwrap();
             if red_on {
                 red.observe(&out);
             }
@@ -153,7 +153,7 @@ fn decode_and_red(c: &mut Criterion) {
                 },
                 |bytes| {
                     out.clear();
-                    decoder.decode_proto(bytes, &mut out).unwrap();
+                    decoder.decode_proto(&bytes, &mut out).unwrap();
                     if red_on {
                         red.observe(&out).counted
                     } else {
@@ -181,9 +181,7 @@ fn red_update(c: &mut Criterion) {
     let mut decoder = SpanDecoder::new(&keep(), 100_000);
     let template: Vec<SpanSummary> = {
         let mut out = Vec::new();
-        decoder
-            .decode_proto(Bytes::from(span_record(7)), &mut out)
-            .unwrap();
+        decoder.decode_proto(&span_record(7), &mut out).unwrap();
         out
     };
     for (name, cfg) in [
@@ -303,7 +301,7 @@ fn decode_red_service_graph(c: &mut Criterion) {
         let mut out = Vec::with_capacity(SPANS_PER_RECORD);
         for r in &records {
             out.clear();
-            decoder.decode_proto(r.clone(), &mut out).unwrap();
+            decoder.decode_proto(r, &mut out).unwrap();
             red.observe(&out);
             if graph_on {
                 graph.observe(&out);
@@ -319,7 +317,7 @@ fn decode_red_service_graph(c: &mut Criterion) {
                 },
                 |bytes| {
                     out.clear();
-                    decoder.decode_proto(bytes, &mut out).unwrap();
+                    decoder.decode_proto(&bytes, &mut out).unwrap();
                     let n = red.observe(&out).counted;
                     if graph_on {
                         graph.observe(&out);

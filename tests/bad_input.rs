@@ -95,7 +95,7 @@ fn decode(format: Format, bytes: &[u8]) -> Result<Decoded, &'static str> {
             let mut decoder = SpanDecoder::new(&["http.route".to_string()], 100);
             let mut spans = Vec::new();
             let stats = if format == Format::SpansProto {
-                decoder.decode_proto(Bytes::copy_from_slice(bytes), &mut spans)
+                decoder.decode_proto(bytes, &mut spans)
             } else {
                 decoder.decode_json(bytes, &mut spans)
             }

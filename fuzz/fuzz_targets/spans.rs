@@ -5,7 +5,6 @@
 
 #![no_main]
 
-use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use tracejoin::decode::otlp::SpanDecoder;
 
@@ -22,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         let result = if json {
             decoder.decode_json(data, &mut out)
         } else {
-            decoder.decode_proto(Bytes::copy_from_slice(data), &mut out)
+            decoder.decode_proto(data, &mut out)
         };
         match result {
             Ok(_) => {

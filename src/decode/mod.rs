@@ -1,6 +1,7 @@
 //! Decode: Kafka record bytes into span summaries and log events.
 //!
-//! - `otlp`: OTLP spans and logs, protobuf or JSON (lean prost messages, zero-copy strings).
+//! - `otlp`: OTLP spans and logs, protobuf or JSON (span protobuf by a wire scanner straight into
+//!   summaries; logs and JSON through lean prost messages with zero-copy strings).
 //! - `logline`: raw log lines (JSON objects, logfmt, plain text), with the trace context found by
 //!   the rules in `rules/extract.yaml` (`rules`).
 //! - `ids`: trace/span id normalisation; `time`: timestamp parsing; `intern`: shared names.
@@ -25,6 +26,9 @@ pub enum DecodeError {
     /// The record is not valid OTLP protobuf.
     #[error("invalid OTLP protobuf: {0}")]
     Protobuf(#[source] prost::DecodeError),
+    /// The record is not valid OTLP protobuf, as the span scanner found (`otlp::ScanError`).
+    #[error("invalid OTLP protobuf: {0}")]
+    ProtobufScan(#[source] otlp::ScanError),
     /// The record is not valid JSON (or not the expected OTLP/JSON shape).
     #[error("invalid JSON: {0}")]
     Json(#[source] serde_json::Error),
@@ -51,7 +55,7 @@ impl DecodeError {
     /// A short stable code, for the dead-letter reason header and metric labels.
     pub fn code(&self) -> &'static str {
         match self {
-            DecodeError::Protobuf(_) => "invalid_protobuf",
+            DecodeError::Protobuf(_) | DecodeError::ProtobufScan(_) => "invalid_protobuf",
             DecodeError::Json(_) => "invalid_json",
             DecodeError::Utf8 { .. } => "invalid_utf8",
             DecodeError::TooLarge { .. } => "too_large",

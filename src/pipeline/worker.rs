@@ -363,7 +363,7 @@ impl Worker {
                 .decode_json(payload, &mut self.spans_buf)?
         } else {
             self.span_decoder
-                .decode_proto(Bytes::copy_from_slice(payload), &mut self.spans_buf)?
+                .decode_proto(payload, &mut self.spans_buf)?
         };
         let mut clamped = 0;
         let mut latest = i64::MIN;

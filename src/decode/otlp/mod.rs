@@ -7,7 +7,10 @@
 //! caller's to dead-letter.
 
 pub mod json;
+mod scan;
 pub mod wire;
+
+pub use scan::ScanError;
 
 use super::intern::Interner;
 use super::DecodeError;
@@ -16,7 +19,9 @@ use crate::model::{
     AttrValue, LogEvent, LogFields, LogFormat, Origin, SpanKind, SpanSummary, StatusCode,
     TimestampSource,
 };
+#[cfg(test)]
 use bytes::Bytes;
+#[cfg(test)]
 use prost::Message;
 use std::sync::Arc;
 
@@ -25,7 +30,7 @@ const SERVICE_NAME: &[u8] = b"service.name";
 /// What the SDKs report when the resource names no service.
 const UNKNOWN_SERVICE: &str = "unknown_service";
 
-fn utf8(b: &Bytes) -> &str {
+fn utf8(b: &[u8]) -> &str {
     // Invalid UTF-8 in a name is replaced rather than failing the whole batch.
     std::str::from_utf8(b).unwrap_or("\u{fffd}")
 }
@@ -57,6 +62,8 @@ fn service_of(resource: Option<&wire::Resource>, interner: &mut Interner) -> Arc
 pub struct SpanDecoder {
     interner: Interner,
     keep_attributes: Vec<Arc<str>>,
+    /// The scanner's per-span scratch, kept to be reused.
+    kept: Vec<Option<scan::Raw>>,
 }
 
 /// What one record yielded besides its spans.
@@ -74,11 +81,31 @@ impl SpanDecoder {
         SpanDecoder {
             interner,
             keep_attributes,
+            kept: Vec::new(),
         }
     }
 
-    /// Decodes an OTLP protobuf record, appending its spans to `out`.
+    /// Decodes an OTLP protobuf record, appending its spans to `out` (nothing if it fails).
     pub fn decode_proto(
+        &mut self,
+        record: &[u8],
+        out: &mut Vec<SpanSummary>,
+    ) -> Result<SpanBatchStats, DecodeError> {
+        scan::Scan {
+            record,
+            interner: &mut self.interner,
+            keep: &self.keep_attributes,
+            kept: &mut self.kept,
+            out,
+        }
+        .run()
+        .map_err(DecodeError::ProtobufScan)
+    }
+
+    /// What `decode_proto` did before the scanner, and must still do: prost's messages, then
+    /// `convert`. The tests compare the two.
+    #[cfg(test)]
+    pub(crate) fn decode_proto_via_prost(
         &mut self,
         record: Bytes,
         out: &mut Vec<SpanSummary>,
@@ -97,6 +124,8 @@ impl SpanDecoder {
         Ok(self.convert(&req, out))
     }
 
+    /// Summaries of a decoded request: the JSON path's, and in the tests the reference for
+    /// `scan`, which must yield the same from protobuf.
     fn convert(
         &mut self,
         req: &wire::ExportTraceServiceRequest,

@@ -7,6 +7,10 @@
 //! zero-copy slice of the record buffer, so decoding a span allocates only its vectors. UTF-8 is
 //! checked where a value is kept (see `super::utf8`), not for every attribute.
 //!
+//! Span records in protobuf do not come through these messages: `super::scan` reads them in
+//! place. The trace messages serve OTLP/JSON (`super::json` fills them) and, in the tests, as the
+//! reference the scanner is compared with (`tests::scan`), so the two must declare the same fields.
+//!
 //! `tests::lean_decode_matches_opentelemetry_proto` decodes the same bytes with the generated
 //! `opentelemetry-proto` types and compares, so a wrong tag here fails a test.
 

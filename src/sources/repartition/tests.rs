@@ -473,7 +473,7 @@ fn summaries(decoder: &mut SpanDecoder, records: &[&[u8]], json: bool) -> (Vec<S
         let stats = if json {
             decoder.decode_json(r, &mut out)
         } else {
-            decoder.decode_proto(bytes::Bytes::copy_from_slice(r), &mut out)
+            decoder.decode_proto(r, &mut out)
         }
         .unwrap();
         invalid += stats.invalid_ids;
@@ -665,7 +665,7 @@ proptest! {
             let decoded = if json {
                 d.decode_json(&input, &mut spans)
             } else {
-                d.decode_proto(bytes::Bytes::copy_from_slice(&input), &mut spans)
+                d.decode_proto(&input, &mut spans)
             };
             if !json && decoded.is_ok() {
                 prop_assert!(split.is_ok(), "{:?}", split.err());
