@@ -570,6 +570,19 @@ metrics:
     .map(|name| format!("{name}={}", sum_of(&m.exposition, name)))
     .collect();
     println!("  its own metrics then: {}", own.join(" "));
+    let (traces, bytes) = (
+        sum_of(&m.exposition, "tracejoin_join_state_traces"),
+        sum_of(&m.exposition, "tracejoin_join_state_bytes"),
+    );
+    if traces > 0.0 {
+        // The join's own accounting (what `join.max_state_bytes` bounds); the process's RSS,
+        // in the table, is larger: allocator overhead, librdkafka's prefetched records.
+        println!(
+            "  join state: {:.0} bytes per open trace by its accounting ({traces} traces of {} spans)",
+            bytes / traces,
+            a.spans_per_record
+        );
+    }
     let mismatched = sum_of(&m.exposition, "tracejoin_partition_key_mismatch_total");
     if mismatched > 0.0 {
         println!(
