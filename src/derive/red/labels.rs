@@ -33,11 +33,20 @@ pub(crate) fn label_name(key: &str) -> Result<String, &'static str> {
 
 /// Appends `v` as the exporter renders an attribute value. No allocation beyond `out`'s growth.
 pub(crate) fn write_value(v: &AttrValue, out: &mut String) {
+    match (plain_text(v, &mut [0; 20]), v) {
+        (Some(text), _) => out.push_str(text),
+        (None, AttrValue::Double(d)) => write_double(*d, out),
+        (None, _) => {}
+    }
+}
+
+/// The rendering of every value but a double, whose length is known before it is written.
+fn plain_text<'a>(v: &'a AttrValue, digits: &'a mut [u8; 20]) -> Option<&'a str> {
     match v {
-        AttrValue::Str(s) => out.push_str(s),
-        AttrValue::Int(i) => out.push_str(decimal(*i, &mut [0; 20])),
-        AttrValue::Bool(b) => out.push_str(bool_str(*b)),
-        AttrValue::Double(d) => write_double(*d, out),
+        AttrValue::Str(s) => Some(s),
+        AttrValue::Int(i) => Some(decimal(*i, digits)),
+        AttrValue::Bool(b) => Some(bool_str(*b)),
+        AttrValue::Double(_) => None,
     }
 }
 
@@ -70,15 +79,20 @@ fn decimal(i: i64, buf: &mut [u8; 20]) -> &str {
     std::str::from_utf8(&buf[at..]).unwrap_or("0")
 }
 
-/// Appends a dimension's header, `=` and `len` in ten digits and `:`, in one copy.
-fn push_header(len: usize, key: &mut String) {
+/// A dimension's header: `=`, `len` in ten digits, `:`.
+fn header(len: usize) -> [u8; 12] {
     let mut header = *b"=0000000000:";
     let mut n = len;
     for d in header[1..11].iter_mut().rev() {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    key.push_str(std::str::from_utf8(&header).unwrap_or("=0000000000:"));
+    header
+}
+
+/// Appends a dimension's header in one copy.
+fn push_header(len: usize, key: &mut String) {
+    key.push_str(std::str::from_utf8(&header(len)).unwrap_or("=0000000000:"));
 }
 
 /// ES6 number-to-string, as pdata's `float64AsString`: shortest round-trip digits; exponent form
@@ -113,29 +127,21 @@ pub(crate) fn encode_dimension(value: Option<&AttrValue>, default: Option<&str>,
         key.push_str(text);
     };
     match (value, default) {
-        (Some(AttrValue::Str(s)), _) => known(s, key),
-        (Some(AttrValue::Int(i)), _) => known(decimal(*i, &mut [0; 20]), key),
-        (Some(AttrValue::Bool(b)), _) => known(bool_str(*b), key),
-        (Some(v), _) => {
-            // Render after a placeholder, then fill in the length: no temporary string.
-            key.push('=');
-            let len_at = key.len();
-            key.push_str("0000000000:");
-            let start = key.len();
-            write_value(v, key);
-            let len = key.len() - start;
-            let mut digits = [b'0'; 10];
-            let mut n = len;
-            for d in digits.iter_mut().rev() {
-                *d = b'0' + (n % 10) as u8;
-                n /= 10;
+        (Some(v), _) => match plain_text(v, &mut [0; 20]) {
+            Some(text) => known(text, key),
+            None => {
+                // A double: rendered after a placeholder header, whose length is then filled
+                // in (ASCII over ASCII: the string stays valid UTF-8). No temporary string.
+                let at = key.len();
+                push_header(0, key);
+                write_value(v, key);
+                let len = key.len() - at - 12;
+                key.replace_range(
+                    at..at + 12,
+                    std::str::from_utf8(&header(len)).unwrap_or("=0000000000:"),
+                );
             }
-            // ASCII digits over ASCII digits: the string stays valid UTF-8.
-            key.replace_range(
-                len_at..len_at + 10,
-                std::str::from_utf8(&digits).unwrap_or("0000000000"),
-            );
-        }
+        },
         (None, Some(d)) => known(d, key),
         (None, None) => key.push('-'),
     }
