@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::services::{victorialogs_url, Prometheus};
+use common::services::{prometheus_query, victorialogs_url, Prometheus};
 use common::shop::*;
 use common::*;
 use serde_json::Value;
@@ -211,32 +211,10 @@ fn every_dashboard_query_parses_and_reads_metrics_tracejoin_defines() {
     }
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// An instant query's finite sample values (an error is a failure: the query must run).
 async fn finite_values(http: &reqwest::Client, url: &str, q: &Query) -> Vec<f64> {
-    let text = http
-        .get(format!("{url}/api/v1/query?query={}", urlencode(&q.expr)))
-        .send()
+    prometheus_query(http, url, &q.expr, &q.at)
         .await
-        .expect("query prometheus")
-        .text()
-        .await
-        .unwrap();
-    let body: Value = serde_json::from_str(&text).expect("prometheus answers JSON");
-    assert_eq!(body["status"], "success", "{}: {}: {body}", q.at, q.expr);
-    body["data"]["result"]
-        .as_array()
-        .unwrap()
         .iter()
         .filter_map(|r| r["value"][1].as_str()?.parse::<f64>().ok())
         .filter(|v| v.is_finite())

@@ -11,7 +11,7 @@ mod common;
 mod red_input;
 
 use common::exposition::parse;
-use common::services::Prometheus;
+use common::services::{prometheus_query, Prometheus};
 use common::*;
 use red_input::*;
 use std::collections::BTreeMap;
@@ -21,36 +21,14 @@ use std::time::{Duration, Instant};
 /// Server and consumer spans: what the default config counts.
 const COUNTED: [i32; 2] = [2, 5];
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// An instant query: each result's labels and value.
 async fn query(
     http: &reqwest::Client,
     url: &str,
     promql: &str,
 ) -> Vec<(BTreeMap<String, String>, f64)> {
-    let text = http
-        .get(format!("{url}/api/v1/query?query={}", urlencode(promql)))
-        .send()
+    prometheus_query(http, url, promql, "red_prometheus")
         .await
-        .expect("query prometheus")
-        .text()
-        .await
-        .expect("prometheus answers");
-    let body: serde_json::Value = serde_json::from_str(&text).expect("prometheus answers JSON");
-    assert_eq!(body["status"], "success", "{promql}: {body}");
-    body["data"]["result"]
-        .as_array()
-        .expect("vector result")
         .iter()
         .map(|r| {
             let labels = r["metric"]

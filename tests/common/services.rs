@@ -184,6 +184,42 @@ impl Prometheus {
     }
 }
 
+/// An instant query against the Prometheus at `url`: the result vector's samples. A query that
+/// does not run is a failure (`what` names it in the message).
+pub async fn prometheus_query(
+    http: &reqwest::Client,
+    url: &str,
+    expr: &str,
+    what: &str,
+) -> Vec<serde_json::Value> {
+    let text = http
+        .get(format!("{url}/api/v1/query?query={}", urlencode(expr)))
+        .send()
+        .await
+        .expect("query prometheus")
+        .text()
+        .await
+        .expect("prometheus answers");
+    let mut body: serde_json::Value = serde_json::from_str(&text).expect("prometheus answers JSON");
+    assert_eq!(body["status"], "success", "{what}: {expr}: {body}");
+    match body["data"]["result"].take() {
+        serde_json::Value::Array(samples) => samples,
+        other => panic!("{what}: {expr}: no result vector: {other}"),
+    }
+}
+
+/// `s` as a URL query value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = Command::new("bash")
