@@ -225,15 +225,7 @@ async fn finite_values(http: &reqwest::Client, url: &str, q: &Query) -> Vec<f64>
 async fn every_dashboard_query_returns_data_from_a_scraped_tracejoin() {
     let qs = queries();
     let t = Topics::create("dash-", 2).await;
-    let attr = unique("dash-attribution");
-    create_topics(&[&attr], 1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let slo_path = dir.path().join("slo.yaml");
-    std::fs::write(&slo_path, SLO_YAML).unwrap();
-
-    let mut config = t.config();
-    config.rules.slo = Some(slo_path);
-    config.outputs.attribution_topic = Some(attr);
+    let (mut config, _attr, _slo_dir) = config_with_slos(&t, "dash").await;
     config.outputs.loki = Some(tracejoin::sinks::loki::LokiConfig {
         endpoint: victorialogs_url(),
         path: "/insert/loki/api/v1/push".into(),

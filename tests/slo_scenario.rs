@@ -74,16 +74,8 @@ async fn wait_metrics(running: &Running, what: &str, ok: impl Fn(&str) -> bool) 
 async fn burn_crosses_14_4_attribution_names_endpoint_and_db_error_then_decays() {
     let t = Topics::create("slo-", 1).await;
     let (spans, logs) = (&t.spans, &t.logs);
-    let attr = unique("slo-attribution");
-    create_topics(&[&attr], 1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let slo_path = dir.path().join("slo.yaml");
-    std::fs::write(&slo_path, SLO_YAML).unwrap();
-
-    let mut config = t.config();
     // Integration: the SLO file and the attribution topic (see the module docs).
-    config.rules.slo = Some(slo_path);
-    config.outputs.attribution_topic = Some(attr.clone());
+    let (config, attr, _slo_dir) = config_with_slos(&t, "slo").await;
     let running = start(config);
 
     let run: u32 = rand::random();

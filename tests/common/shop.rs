@@ -13,6 +13,23 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use std::time::Duration;
 
+/// The shop's pipeline config over `t`: `SLO_YAML` as the SLO file (in the returned directory,
+/// which must outlive the run) and a fresh attribution topic (`<prefix>-attribution`), created.
+pub async fn config_with_slos(
+    t: &super::Topics,
+    prefix: &str,
+) -> (tracejoin::config::Config, String, tempfile::TempDir) {
+    let attr = super::unique(&format!("{prefix}-attribution"));
+    super::create_topics(&[&attr], 1).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let slo_path = dir.path().join("slo.yaml");
+    std::fs::write(&slo_path, SLO_YAML).expect("write slo.yaml");
+    let mut config = t.config();
+    config.rules.slo = Some(slo_path);
+    config.outputs.attribution_topic = Some(attr.clone());
+    (config, attr, dir)
+}
+
 pub const S: u64 = 1_000_000_000;
 pub const MIN: u64 = 60 * S;
 
