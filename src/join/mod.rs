@@ -167,6 +167,9 @@ pub struct Join {
     touched: Vec<TraceId>,
 }
 
+/// Skipped items the expiry index may hold beyond one per live trace before it is compacted.
+const STALE_EXPIRY_SLACK: usize = 1024;
+
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
@@ -610,7 +613,22 @@ impl Join {
         if entry.queued.is_none_or(|q| when < q) {
             entry.queued = Some(when);
             self.expiry.push(Reverse((when, trace_id)));
+            self.bound_expiry_index();
         }
+    }
+
+    /// Drops the expiry index's items that will only be skipped (their trace left, evicted or
+    /// expired, or was filed earlier since) once they outnumber the live ones: an evicted trace's
+    /// item would otherwise stay until it is due, and a full state evicting a trace for every
+    /// new one would grow the index by the arrival rate times `span_retention`, past every
+    /// bound. Amortised: at least as many pushes as live items happen between two passes.
+    fn bound_expiry_index(&mut self) {
+        if self.expiry.len() <= 2 * self.traces.len() + STALE_EXPIRY_SLACK {
+            return;
+        }
+        let traces = &self.traces;
+        self.expiry
+            .retain(|Reverse((when, t))| traces.peek(t).is_some_and(|e| e.queued == Some(*when)));
     }
 
     /// Starts keeping the low-64 index: every trace held with spans goes in.

@@ -242,6 +242,32 @@ fn byte_bound_holds() {
     assert!(out.evicted_traces > 0);
 }
 
+#[test]
+fn evicted_traces_do_not_grow_the_expiry_index_past_its_bound() {
+    let mut j = Join::new(JoinSettings {
+        max_traces: 10,
+        ..settings()
+    });
+    let mut out = JoinOutput::default();
+    for t in 0..20_000u64 {
+        let mut id = [0u8; 16];
+        id[8..].copy_from_slice(&(t + 1).to_be_bytes());
+        j.on_spans(
+            [span_of(TraceId(id), 1, None, 0, 5 * S)],
+            &Ack::detached(),
+            &mut out,
+        );
+    }
+    assert_eq!(out.evicted_traces, 20_000 - 10);
+    assert!(
+        j.expiry.len() <= 2 * j.traces() + STALE_EXPIRY_SLACK + 1,
+        "{} items in the expiry index for {} traces",
+        j.expiry.len(),
+        j.traces()
+    );
+    j.check_consistency().unwrap();
+}
+
 // ---- 64-bit ids ----
 
 /// A trace id from its two halves.
